@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -207,6 +208,11 @@ def _recover_swap(path: Path) -> None:
 # ---------------------------------------------------------------- building
 
 
+def _source_file(source: str) -> str:
+    """The file part of a document source (``path`` or ``path:line`` for JSONL)."""
+    return re.sub(r":\d+$", "", source)
+
+
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -233,11 +239,9 @@ def build_index(
     seen = {d.doc_id for d in docs}
     kept: list[str] = []
     if old is not None:
-        bad_paths = {p.path for p in loaded.problems}
-        for doc_id, meta in old.docs.items():
-            src = meta.get("source", "").rsplit(":", 1)[0] if meta.get("source", "").endswith(tuple("0123456789")) else meta.get("source", "")
-            if doc_id not in seen and (src in bad_paths or meta.get("source", "") in bad_paths):
-                kept.append(doc_id)
+        # an article whose file cannot be read now keeps its previously indexed version
+        bad_files = {_source_file(p.path) for p in loaded.problems}
+        kept = [d for d, m in old.docs.items() if d not in seen and _source_file(m.get("source", "")) in bad_files]
     old_shas = {k: v.get("sha256", "") for k, v in old.docs.items()} if old else {}
     new_shas = {d.doc_id: d.sha256 for d in docs}
     added = tuple(sorted(k for k in new_shas if k not in old_shas))
@@ -266,15 +270,24 @@ def build_index(
         chunks += [c for c in old.chunks if c.doc_id in keep]
         metas += [old.docs[k] for k in kept]
     vectors, embedded = _vectors_for(chunks, old, embedder, progress, settings)
-    fx, factory = _faiss_index(vectors, settings)
-    lexical = Lexical.build([c.text for c in chunks])
-    manifest = _manifest(settings, embedder, params, factory, chunks, metas)
-    _write_atomic(path, manifest, fx, chunks, metas, lexical)
+    factory = write_index(path, settings, embedder, chunks, metas, vectors)
     return BuildReport(
         str(path), len(metas), len(chunks), embedded, len(chunks) - embedded,
         added=added, updated=updated, removed=removed, kept=tuple(kept), problems=loaded.problems,
         seconds=time.perf_counter() - t0, factory=factory,
     )
+
+
+def write_index(
+    path: Path, settings: Settings, embedder: Any, chunks: list[Chunk], metas: list[dict[str, str]],
+    vectors: np.ndarray,
+) -> str:
+    """Write a complete index folder atomically from chunks and their vectors; returns the FAISS factory."""
+    fx, factory = _faiss_index(vectors, settings)
+    lexical = Lexical.build([c.text for c in chunks])
+    manifest = _manifest(settings, embedder, _params(settings), factory, chunks, metas)
+    _write_atomic(path, manifest, fx, chunks, metas, lexical)
+    return factory
 
 
 def _try_load_previous(path: Path, settings: Settings) -> Index | None:
@@ -343,7 +356,7 @@ def _faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, str]:
     if n > settings.ann_threshold:
         factory = f"HNSW{settings.hnsw_m},Flat"
         fx = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        fx.hnsw.efConstruction = 80
+        fx.hnsw.efConstruction = 40  # recall@10 0.998 on 100k synthetic (bench/retrieval.py)
         fx.hnsw.efSearch = settings.hnsw_ef_search
     else:
         factory = "Flat"

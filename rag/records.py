@@ -24,6 +24,7 @@ class Document:
     lang: str = ""  # "ko", "en", ... ("" = detect)
     source: str = ""  # path (and line) the document was read from
     sha256: str = ""  # of the normalised title + text + metadata
+    body_start: int = 0  # text before this offset is the metadata header (title, outlet, author, date)
 
     def meta(self) -> dict[str, str]:
         """Document metadata without the body, as stored beside chunks."""

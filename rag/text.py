@@ -22,6 +22,7 @@ Kiwi is imported lazily and created once per process.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -37,6 +38,10 @@ _TRAILING_WS_RE = re.compile(r"[ \t\u00a0\u3000]+\n")
 _MANY_BLANKS_RE = re.compile(r"\n{3,}")
 
 # ---------------------------------------------------------------- normalisation
+
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
 
 
 def normalize(text: str) -> str:
@@ -71,6 +76,7 @@ def hangul_ratio(text: str) -> float:
 
 
 def has_hangul(text: str) -> bool:
+    """Whether ``text`` contains any Hangul (syllables or jamo)."""
     return _HANGUL_RE.search(text) is not None
 
 
@@ -87,10 +93,12 @@ def detect_lang(text: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def kiwi() -> Any:
-    """The process-wide Kiwi instance (loads its model on first use, ~2 s)."""
+    """The process-wide Kiwi instance (loads its model on first use, ~3 s)."""
     from kiwipiepy import Kiwi
 
-    return Kiwi(num_workers=-1)
+    # the multi-word proper-noun dictionary doubles the load time (3 s -> 7 s) and only
+    # glues names like "뉴욕 타임스" into one token, which BM25 does not need
+    return Kiwi(num_workers=-1, load_multi_dict=False)
 
 
 # ---------------------------------------------------------------- sentences
@@ -98,18 +106,19 @@ def kiwi() -> Any:
 # a line that starts a new unit even without a blank line before it
 _HARD_LINE_RE = re.compile(r"\n(?=[ \t]*(?:[-*+][ \t]|[•▲△■□●○◆◇▶►※]|\d{1,3}[.)][ \t]|#{1,6}[ \t]|>))")
 _HEADING_LINE_RE = re.compile(r"^#{1,6}[ \t].*$", re.M)
-_BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+_BLANK_LINE_RE = re.compile(r"\n[ \t\r]*\n")
 
 _TERMINATOR_RE = re.compile(r"(?:[.!?]+|…+|[。！？]+)[\"'”’»」』)\]]*")
+_NEXT_WORD_RE = re.compile(r"\s*(\S[^\W_]*)")
 _LIST_NUMBER_RE = re.compile(r"\d{1,3}|[ivxIVX]{1,4}|[A-Za-z]")
-_ABBREVIATIONS = frozenset(
+_ABBREVIATIONS = _wordset(
     """mr mrs ms dr prof sr jr st mt ft vs etc inc ltd co corp dept gov gen sen rep col lt sgt capt cmdr
     adm rev hon pres supt jan feb mar apr jun jul aug sep sept oct nov dec no nos fig figs vol pp p op cit
-    approx est al e.g i.e cf viz ca ave blvd rd""".split()
+    approx est al e.g i.e cf viz ca ave blvd rd"""
 )
-_SENTENCE_STARTERS = frozenset(
+_SENTENCE_STARTERS = _wordset(
     """the a an he she it they we i you this that these those there but and so yet in on at as if
-    his her its their our my after before when while however meanwhile""".split()
+    his her its their our my after before when while however meanwhile"""
 )
 
 
@@ -123,8 +132,7 @@ def _blocks(text: str) -> list[tuple[int, int]]:
     for m in _HEADING_LINE_RE.finditer(text):
         cuts.add(m.start())
         cuts.add(m.end())
-    points = sorted(cuts)
-    return [(a, b) for a, b in zip(points, points[1:], strict=False) if text[a:b].strip()]
+    return [(a, b) for a, b in itertools.pairwise(sorted(cuts)) if text[a:b].strip()]
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -135,29 +143,28 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _is_boundary(block: str, m: re.Match[str], start: int) -> bool:
-    """Whether the terminator ``m`` in ``block`` really ends the sentence begun at ``start``."""
-    end = m.end()
-    term = m.group()
+def _is_boundary(block: str, m: re.Match[str], start: int, stop: int | None = None) -> bool:
+    """Whether the terminator ``m`` really ends the sentence begun at ``start`` (``stop``: end of region)."""
+    stop = len(block) if stop is None else stop
+    end, term = m.end(), m.group()
     if term == "." and _LIST_NUMBER_RE.fullmatch(block[start : m.start()].strip()):  # "1." "iv." "a."
         return False
-    if end < len(block) and not block[end].isspace():
+    if end < stop and not block[end].isspace():
         return term[0] in "。！？"  # CJK full stops need no space after them
-    after = block[end:].lstrip()
-    if not after:
+    nxt_m = _NEXT_WORD_RE.match(block, end, stop)
+    if nxt_m is None:
         return True
-    nxt = after[0]
+    after = nxt_m.group(1)
     if term.startswith(".") and not term.startswith(".."):
-        word_m = re.search(r"([^\W\d_]+(?:\.[^\W\d_]+)*)$", block[: m.start()])
+        word_m = re.search(r"([^\W\d_]+(?:\.[^\W\d_]+)*)$", block[max(start, m.start() - 40) : m.start()])
         word = word_m.group(1) if word_m else ""
         if word.lower() in _ABBREVIATIONS:
             return False
         if len(word) == 1 and word.isupper():  # an initial: "J. Smith"
             return False
         if "." in word:  # dotted acronym: "U.S." ends a sentence only before a typical starter
-            first = re.match(r"[^\W_]+", after)
-            return bool(first) and first.group().lower() in _SENTENCE_STARTERS and nxt.isupper()
-    return not nxt.islower()
+            return after.lower() in _SENTENCE_STARTERS and after[0].isupper()
+    return not after[0].islower()
 
 
 def _rule_sentences(block: str) -> list[tuple[int, int]]:
@@ -183,8 +190,46 @@ def _kiwi_sentences(blocks: list[str]) -> list[list[tuple[int, int]]]:
                     return [_rule_sentences(b) for b in blocks]
                 start, end = found, found + len(s.text)
             spans.append((start, end))
-        out.append(spans or [(0, len(block))])
+        out.append(_split_latin(block, _repair(block, spans)) if spans else [(0, len(block))])
     return out
+
+
+_ENDS_SENTENCE_RE = re.compile(r"(?:[.!?。！？]+|…+)[\"'”’»」』)\]]*\s*$")
+_LAST_STOP_RE = re.compile(r".*(?:[.!?。！？]+|…+)[\"'”’»」』)\]]*(?=\s+\S)", re.S)
+
+
+def _split_latin(block: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Kiwi keeps "... today. 오픈AI가 ..." together: apply the rules after Latin words only,
+    so Korean quotations such as “좋다. 정말 좋다”라며 stay whole."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        start = s
+        for m in _TERMINATOR_RE.finditer(block, s, e):
+            before = block[m.start() - 1] if m.start() > s else ""
+            if before.isascii() and before.isalnum() and m.end() < e and _is_boundary(block, m, start, e):
+                out.append((start, m.end()))
+                start = m.end()
+        out.append((start, e))
+    return out
+
+
+def _repair(block: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Fix Kiwi cuts inside a word: "했다. ‘모두를 위한 AI’ | 를 비전으로 ..." is re-cut after
+    "했다." (the last stop before the bad cut), or merged when there is no such stop."""
+    fixed = [spans[0]]
+    for s, e in spans[1:]:
+        ps, pe = fixed[-1]
+        glued = pe == s and s > 0 and not block[s - 1].isspace() and not block[s].isspace()
+        if not glued or _ENDS_SENTENCE_RE.search(block, ps, pe):
+            fixed.append((s, e))
+            continue
+        stop = _LAST_STOP_RE.match(block, ps, pe)
+        if stop:
+            fixed[-1] = (ps, stop.end())
+            fixed.append((stop.end(), e))  # trimmed later
+        else:
+            fixed[-1] = (ps, e)
+    return fixed
 
 
 def _merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -202,15 +247,12 @@ def split_sentences(text: str, lang: str | None = None) -> list[tuple[int, int]]
     """Sentence spans ``(start, end)`` with ``text[start:end]`` the trimmed sentence.
 
     Paragraph breaks (blank lines), list items and Markdown headings always end a
-    sentence. Blocks that read as Korean (or contain Hangul when ``lang == "ko"``)
-    go to Kiwi, which keeps quotations such as ``“...다.”고 밝혔다`` whole; other
+    sentence. Blocks that read as Korean (or merely contain Hangul when ``lang ==
+    "ko"``) go to Kiwi, which keeps quotations such as ``“...다.”고 밝혔다`` whole; other
     blocks use rules that respect abbreviations (Mr., U.S.), decimals and initials.
     """
     blocks = _blocks(text)
-    korean = [
-        (has_hangul(text[a:b]) if lang == "ko" else lang is None and detect_lang(text[a:b]) == "ko")
-        for a, b in blocks
-    ]
+    korean = [has_hangul(text[a:b]) if lang == "ko" else detect_lang(text[a:b]) == "ko" for a, b in blocks]
     ko_blocks = [text[a:b] for (a, b), k in zip(blocks, korean, strict=True) if k]
     ko_spans = iter(_kiwi_sentences(ko_blocks) if ko_blocks else [])
     result: list[tuple[int, int]] = []
@@ -223,32 +265,37 @@ def split_sentences(text: str, lang: str | None = None) -> list[tuple[int, int]]
 
 # ---------------------------------------------------------------- tokens
 
-STOPWORDS_EN = frozenset(
+STOPWORDS_EN = _wordset(
     """a about above after again against all am an and any are as at be because been before being below
     between both but by can could did do does doing down during each few for from further had has have
     having he her here hers herself him himself his how i if in into is it its itself just me more most my
     myself no nor not of off on once only or other our ours ourselves out over own same she should so some
     such than that the their theirs them themselves then there these they this those through to too under
     until up very was we were what when where which while who whom why will with would you your yours
-    yourself yourselves s t don doesn didn isn aren wasn weren won wouldn shouldn couldn also""".split()
+    yourself yourselves s t don doesn didn isn aren wasn weren won wouldn shouldn couldn also"""
 )
 # morphemes that carry no topic (copula, light verbs, existence)
 STOPWORDS_KO = frozenset({"하다", "되다", "이다", "있다", "없다", "않다", "같다"})
 _KO_TAGS = frozenset({"NNG", "NNP", "NR", "VV", "VA", "XR", "SH"})
 _LEMMA_TAGS = frozenset({"VV", "VA"})
 # Latin words and numbers ("3.5", "1,000" stay whole); Hangul and CJK ideographs are left to Kiwi
-_WORD_RE = re.compile(r"\d+(?:[.,]\d+)+|[^\W_\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3\u4e00-\u9fff\u3400-\u4dbf]+")
+_WORD_RE = re.compile(
+    r"\d+(?:[.,]\d+)+|(?:[a-z]\.){2,}|[^\W_\u1100-\u11ff\u3130-\u318f\uac00-\ud7a3\u3400-\u4dbf\u4e00-\u9fff]+"
+)
+
+
+_NO_STEM = _wordset("news series species always perhaps lens whereas texas paris athens")
 
 
 def _stem(word: str) -> str:
     """Light English plural/possessive stemmer: "companies" -> "company", "models" -> "model"."""
-    if len(word) <= 3 or not word.isalpha():
+    if len(word) <= 3 or not word.isalpha() or word in _NO_STEM or word.endswith(("ics", "ss", "us", "is")):
         return word
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("sses", "xes", "ches", "shes", "zes")):
         return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is", "ous")):
+    if word.endswith("s"):
         return word[:-1]
     return word
 
@@ -257,6 +304,8 @@ def _latin_tokens(text: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for m in _WORD_RE.finditer(text.lower()):
         w = m.group()
+        if w.endswith("."):  # dotted acronym "u.s." -> "us"
+            w = w.replace(".", "")
         if w not in STOPWORDS_EN:
             out.append((m.start(), _stem(w)))
     return out

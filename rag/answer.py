@@ -1,0 +1,244 @@
+"""Grounded answers: extractive by default, an optional LLM, abstention, citations.
+
+The pipeline for one question:
+
+1. resolve a follow-up against the history (:mod:`rag.followup`);
+2. retrieve passages (:class:`rag.retrieve.Retriever`), then cut them into
+   source sentences with document offsets, merging the duplicates that
+   overlapping passages produce;
+3. score every sentence against the question: overlap of morphemes, numbers and
+   names (:mod:`rag.support`), the absolute cosine of the question with the
+   sentence's passage, and with the sentence itself for the best few;
+4. abstain when the evidence is too weak (thresholds calibrated on whole sets,
+   see ``docs/answers.md``), else
+5. quote at most ``max_quotes`` sentences in source order, each followed by its
+   ``[n]`` marker, or let the LLM write the answer from numbered passages and
+   check every sentence it wrote (:mod:`rag.llm_answer`). Any LLM failure falls
+   back to the extractive answer with a ``notice``; nothing here raises for it.
+
+Questions about the article itself (outlet, reporter, date) are answered from
+the document's metadata, citing the credit line when the text has one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+
+from rag.config import Settings
+from rag.errors import LLMError
+from rag.evidence import Evidence, Source, gather
+from rag.records import Answer, Citation, Sentence, Turn
+from rag.retrieve import Filters, Retriever
+
+ABSTAIN = {
+    "ko": "기사에서 관련 근거를 찾지 못했습니다.",
+    "en": "I could not find evidence for this in the articles.",
+}
+# said when the quoted sentences are in another language than the question; never translated
+SOURCE_LANG_NOTE = {
+    ("en", "ko"): "The source is in Korean; the relevant sentences are quoted as written:",
+    ("ko", "en"): "출처 기사가 영어로 되어 있어 해당 문장을 원문 그대로 인용합니다:",
+}
+NOTICE_LLM_FAILED = {
+    "ko": "LLM 응답을 받지 못해 기사 문장을 그대로 인용한 답변을 보여 드립니다.",
+    "en": "The LLM did not answer, so this answer quotes the articles directly.",
+}
+NOTICE_LLM_UNVERIFIED = {
+    "ko": "LLM 답변을 기사로 확인할 수 없어 기사 문장을 그대로 인용한 답변을 보여 드립니다.",
+    "en": "The LLM answer could not be checked against the articles, so this answer quotes them directly.",
+}
+
+
+def answer(
+    retriever: Retriever,
+    question: str,
+    history: Sequence[Turn] = (),
+    settings: Settings | None = None,
+    filters: Filters | None = None,
+) -> Answer:
+    """Answer one question from the indexed articles; never raises for LLM problems.
+
+    Args:
+        history: earlier turns, oldest first; used to resolve follow-up questions.
+        settings: defaults to the retriever's settings (``RAG_LLM_*`` turn the LLM on).
+        filters: restrict retrieval to an outlet or a date range.
+    """
+    final: Answer | None = None
+    for event in _run(retriever, question, history, settings, filters, stream=False):
+        if event["type"] == "answer":
+            final = event["answer"]
+    assert final is not None
+    return final
+
+
+def stream_answer(
+    retriever: Retriever,
+    question: str,
+    history: Sequence[Turn] = (),
+    settings: Settings | None = None,
+    filters: Filters | None = None,
+) -> Iterator[dict]:
+    """Like :func:`answer`, as events: ``{"type": "delta", "text"}`` pieces while the
+    answer is produced, then exactly one ``{"type": "answer", "answer": Answer}``.
+
+    The final answer is authoritative: after an LLM failure or post-check it can
+    differ from the concatenated deltas, and a client should show it instead.
+    """
+    yield from _run(retriever, question, history, settings, filters, stream=True)
+
+
+def _run(
+    retriever: Retriever,
+    question: str,
+    history: Sequence[Turn],
+    settings: Settings | None,
+    filters: Filters | None,
+    stream: bool,
+) -> Iterator[dict]:
+    settings = settings or retriever.settings
+    ev = gather(retriever, question, history, settings, filters)
+    if ev.abstain:
+        result = abstention(ev)
+        yield {"type": "delta", "text": result.answer}
+        yield {"type": "answer", "answer": result}
+        return
+    from rag.llm import LLMClient
+
+    client = LLMClient.from_settings(settings) if ev.meta is None else None
+    notice = ""
+    if client is not None:
+        from rag import llm_answer
+
+        try:
+            llm_result = yield from llm_answer.generate(client, ev, retriever, stream, ABSTAIN[ev.lang])
+        except LLMError as e:
+            llm_result, notice = None, NOTICE_LLM_FAILED[ev.lang]
+            ev.extra["llm_error"] = str(e)
+        else:
+            if llm_result is None:
+                notice = NOTICE_LLM_UNVERIFIED[ev.lang]
+        if llm_result is not None:
+            yield {"type": "answer", "answer": llm_result}
+            return
+    result = extractive(ev, settings, notice)
+    for piece in _pieces(result):
+        yield {"type": "delta", "text": piece}
+    yield {"type": "answer", "answer": result}
+
+
+def _pieces(a: Answer) -> list[str]:
+    """The answer text cut after each marker, so a stream shows it sentence by sentence."""
+    parts = re.split(r"(?<=\])\s+|(?<=:)\n", a.answer)
+    out = []
+    for i, p in enumerate(parts):
+        out.append(p if i == len(parts) - 1 else p + ("\n" if p.endswith(":") else " "))
+    return [p for p in out if p]
+
+
+# ------------------------------------------------------------------ extractive
+
+
+def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
+    """Quote the best source sentences, in source order, each followed by its marker."""
+    if ev.meta is not None:
+        return _meta_answer(ev, notice)
+    chosen = ev.select(settings.max_quotes)
+    if not chosen:
+        return abstention(ev, notice)
+    groups = _merge_adjacent(chosen)
+    citations: list[Citation] = []
+    sentences: list[Sentence] = []
+    texts: list[str] = []
+    note = _lang_note(ev.lang, groups)
+    if note:
+        texts.append(note)
+        sentences.append(Sentence(note, (), True))
+    for n, group in enumerate(groups, 1):
+        first, last = group[0], group[-1]
+        hit = first.hit
+        quote = hit.chunk.text[first.local_start : last.local_end]
+        citations.append(_citation(n, hit, first.start, first.start + len(quote), quote))
+        texts.append(f"{quote} [{n}]")
+        sentences.append(Sentence(f"{quote} [{n}]", (n,), True))
+    text = texts[0] + "\n" + " ".join(texts[1:]) if note else " ".join(texts)
+    return Answer(
+        question=ev.question, lang=ev.lang, answer=text, abstained=False, citations=tuple(citations),
+        sentences=tuple(sentences), mode="extractive", notice=notice, resolved_question=ev.resolved,
+        extra=dict(ev.extra),
+    )
+
+
+def _merge_adjacent(chosen: list[Source]) -> list[list[Source]]:
+    """Neighbouring sentences of one passage become one quote with one marker."""
+    groups: list[list[Source]] = []
+    for s in chosen:
+        prev = groups[-1][-1] if groups else None
+        if (
+            prev is not None
+            and prev.hit.chunk.chunk_id == s.hit.chunk.chunk_id
+            and s.index == prev.index + 1
+            and "\n\n" not in s.hit.chunk.text[prev.local_end : s.local_start]
+        ):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return groups
+
+
+def _lang_note(lang: str, groups: list[list[Source]]) -> str:
+    source_langs = {s.lang for g in groups for s in g if s.lang and s.lang != lang}
+    if len(source_langs) == 1:
+        return SOURCE_LANG_NOTE.get((lang, next(iter(source_langs))), "")
+    return ""
+
+
+def _citation(n: int, hit: object, start: int, end: int, quote: str) -> Citation:
+    from rag.records import Hit
+
+    assert isinstance(hit, Hit)
+    return Citation(
+        n=n, doc_id=hit.chunk.doc_id, chunk_id=hit.chunk.chunk_id, title=hit.title, url=hit.url,
+        quote=quote, start=start, end=end, outlet=hit.outlet, author=hit.author, published=hit.published,
+        passage=hit.chunk.text, passage_start=hit.chunk.start,
+    )
+
+
+def abstention(ev: Evidence, notice: str = "") -> Answer:
+    """The "the articles do not say" answer in the question's language; cites nothing."""
+    text = ABSTAIN.get(ev.lang, ABSTAIN["en"])
+    return Answer(
+        question=ev.question, lang=ev.lang, answer=text, abstained=True, citations=(),
+        sentences=(Sentence(text, (), True),), mode="extractive", notice=notice,
+        resolved_question=ev.resolved, extra=dict(ev.extra),
+    )
+
+
+# ------------------------------------------------------------------ metadata
+
+_META_TEXT = {
+    ("outlet", "ko"): "이 기사를 낸 매체는 {v}입니다.",
+    ("outlet", "en"): "The article was published by {v}.",
+    ("author", "ko"): "이 기사를 쓴 기자는 {v}입니다.",
+    ("author", "en"): "The article was written by {v}.",
+    ("published", "ko"): "이 기사의 발행일은 {v}입니다.",
+    ("published", "en"): "The article was published on {v}.",
+}
+
+
+def _meta_answer(ev: Evidence, notice: str) -> Answer:
+    assert ev.meta is not None
+    field, value, hit, span = ev.meta
+    sentence = _META_TEXT[(field, ev.lang if ev.lang in {"ko", "en"} else "en")].format(v=value)
+    if span is not None:
+        start, end = span
+        quote = hit.chunk.text[start - hit.chunk.start : end - hit.chunk.start]
+    else:  # the value is only in the metadata: cite the document with an empty span
+        start = end = hit.chunk.start
+        quote = ""
+    text = f"{sentence} [1]"
+    return Answer(
+        question=ev.question, lang=ev.lang, answer=text, abstained=False,
+        citations=(_citation(1, hit, start, end, quote),), sentences=(Sentence(text, (1,), True),),
+        mode="extractive", notice=notice, resolved_question=ev.resolved, extra={**ev.extra, "metadata": field},
+    )

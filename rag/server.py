@@ -1,0 +1,398 @@
+"""The one FastAPI application: JSON API, OpenAI-compatible API, the Gradio chat page.
+
+Routes (all below ``Settings.root_path`` when served behind a proxy):
+``GET /healthz``, ``GET /api/info``, ``POST /api/search``, ``POST /api/ask``
+(JSON, or server-sent events with ``"stream": true``), ``POST /api/feedback``,
+``/v1/chat/completions`` and ``/v1/models`` (see ``openai_api``), OpenAPI docs at
+``/docs``, ``/gradio.js`` for the ``<gradio-app>`` web component, and the chat
+page at ``/``. Every script and font the page needs is served from here.
+
+Embedding policy: ``RAG_ALLOWED_ORIGINS`` lists the origins that may frame the
+page (``Content-Security-Policy: frame-ancestors``) and call the APIs (CORS);
+by default none may. State-changing requests whose ``Origin`` is neither this
+server nor an allowed origin are refused outright, so a foreign page cannot
+make a visitor's browser use the bot. Auth modes and rate limits live in
+``auth``; what the API does lives in ``service``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rag.auth import AuthError, User, is_loopback
+from rag.config import Settings
+from rag.errors import RagError
+from rag.records import Turn
+from rag.service import ApiError, Service
+
+log = logging.getLogger("rag.server")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LIMITED_PREFIXES = ("/api/", "/v1/")  # request bodies here are capped at max_body_bytes
+
+
+# ----------------------------------------------------------------- requests
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class SearchRequest(_Body):
+    question: str
+    k: int = Field(default=5, ge=1, le=50)
+    id: str | int | None = None
+
+
+class HistoryTurn(_Body):
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=20_000)
+
+
+class AskRequest(_Body):
+    question: str
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
+    stream: bool = False
+    id: str | int | None = None
+
+
+class FeedbackRequest(_Body):
+    rating: Literal["up", "down"]
+    question: str = Field(max_length=20_000)
+    answer: str = Field(max_length=50_000)
+    citations: list[dict[str, Any]] = Field(default_factory=list, max_length=50)
+    answer_id: str = ""
+    comment: str = Field(default="", max_length=2000)
+
+
+# ----------------------------------------------------------------- middleware
+def allowed_origins(settings: Settings) -> list[str]:
+    """``RAG_ALLOWED_ORIGINS`` as a list of ``scheme://host[:port]`` (or ``["*"]``)."""
+    out = []
+    for o in (p.strip().rstrip("/") for p in settings.allowed_origins.split(",")):
+        if not o:
+            continue
+        if o != "*" and (urlsplit(o).scheme not in ("http", "https") or not urlsplit(o).netloc):
+            raise RagError(f"RAG_ALLOWED_ORIGINS: {o!r} is not an origin like https://portal.example.com")
+        out.append(o)
+    return out
+
+
+class GuardMiddleware:
+    """Origin check for state-changing requests, body size limit, framing and sniffing headers."""
+
+    def __init__(self, app: ASGIApp, origins: list[str], max_body: int) -> None:
+        self.app = app
+        self.origins = set(origins)
+        self.max_body = max_body
+        ancestors = " ".join(["'self'", *origins]) if "*" not in self.origins else "*"
+        self.headers = [
+            (b"content-security-policy", f"frame-ancestors {ancestors}; object-src 'none'".encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"strict-origin-when-cross-origin"),
+        ]
+        if not origins:
+            self.headers.append((b"x-frame-options", b"SAMEORIGIN"))
+
+    def origin_ok(self, origin: str, headers: Headers) -> bool:
+        if "*" in self.origins or origin in self.origins:
+            return True
+        netloc = urlsplit(origin).netloc
+        hosts = {headers.get("host", ""), *headers.get("x-forwarded-host", "").split(",")}
+        return bool(netloc) and netloc in {h.strip() for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if scope["method"] not in SAFE_METHODS and origin and not self.origin_ok(origin, headers):
+            await self._reject(send, 403, f"requests from {origin} are not allowed; "
+                               "add it to RAG_ALLOWED_ORIGINS")
+            return
+        root, path = scope.get("root_path", ""), scope["path"]
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if scope["method"] not in SAFE_METHODS and path.startswith(LIMITED_PREFIXES):
+            body = await self._read_body(receive, headers)
+            if body is None:
+                await self._reject(send, 413, f"request body is larger than {self.max_body} bytes / "
+                                   f"요청이 너무 큽니다 (최대 {self.max_body}바이트)")
+                return
+            receive = self._replay(body, receive)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in self.headers if k not in present]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _read_body(self, receive: Receive, headers: Headers) -> bytes | None:
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return None
+        chunks, size = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                break
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    @staticmethod
+    def _replay(body: bytes, receive: Receive) -> Receive:
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+    async def _reject(self, send: Send, status: int, message: str) -> None:
+        body = json.dumps(ApiError(status, message).body(), ensure_ascii=False).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + self.headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+# ----------------------------------------------------------------- app
+def _error_response(e: ApiError) -> JSONResponse:
+    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        if err.get("type") == "json_invalid":
+            return "request body is not valid JSON"
+        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """``/api/ask`` streaming: ``delta`` events, one ``answer`` event, then ``done``."""
+    try:
+        for ev in events:
+            if ev.get("type") == "answer":
+                payload = {"type": "answer", "answer": ev["answer"].to_json()}
+            else:
+                payload = {"type": "delta", "text": str(ev.get("text", ""))}
+            yield f"event: {payload['type']}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+    except ApiError as e:
+        yield f"event: error\ndata: {json.dumps({'type': 'error', **e.body()}, ensure_ascii=False)}\n\n"
+    except Exception as e:  # the stream has started; report in-band
+        log.exception("streamed answer failed")
+        err = ApiError(500, str(e) or type(e).__name__, "server_error").body()
+        yield f"event: error\ndata: {json.dumps({'type': 'error', **err}, ensure_ascii=False)}\n\n"
+    yield 'event: done\ndata: {"type": "done"}\n\n'
+
+
+def authenticated(request: Request) -> User:
+    """FastAPI dependency: the caller, or 401."""
+    service: Service = request.app.state.service
+    try:
+        return service.auth.identify(request.headers, request.client.host if request.client else "")
+    except AuthError as e:
+        hdr = {"WWW-Authenticate": "Bearer"} if service.auth.mode == "api-key" else {}
+        raise ApiError(401, str(e), "authentication_error", hdr) from None
+
+
+def limited(request: Request, user: Annotated[User, Depends(authenticated)]) -> User:
+    """FastAPI dependency: the caller, within the per-user rate limit (else 429)."""
+    request.app.state.service.enforce_rate(user.id)
+    return user
+
+
+def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
+    """The whole server as one ASGI app; loads the index (and model) now, not on the first request."""
+    import gradio as gr
+
+    from rag import __version__
+    from rag.chat_ui import CSS, build_chat, theme
+    from rag.openai_api import router as openai_router
+
+    service = Service(settings, retriever)
+    origins = allowed_origins(settings)
+    root = settings.root_path.rstrip("/")
+    app = FastAPI(title="rag: grounded news Q&A", version=__version__, root_path=root,
+                  description="Grounded Korean/English Q&A over news articles; every answer cites its "
+                  "sources.\n\n근거 기반 한국어/영어 뉴스 질의응답.")
+    app.state.service = service
+    # Gradio adds its own permissive-for-localhost CORS unless the parent app configures CORS: this one rules.
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials="*" not in origins,
+                       allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=["Retry-After"])
+    app.add_middleware(GuardMiddleware, origins=origins, max_body=settings.max_body_bytes)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error_response(ApiError(400, _validation_message(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        hdrs = dict(exc.headers or {})
+        return _error_response(ApiError(exc.status_code, str(exc.detail), "http_error", hdrs))
+
+    @app.exception_handler(RagError)
+    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+        return _error_response(ApiError(500, str(exc), "server_error"))
+
+    @app.get("/healthz", tags=["service"])
+    def healthz() -> JSONResponse:
+        problem = service.problem()
+        body: dict[str, Any] = {"status": "unavailable" if problem else "ok", "ready": not problem,
+                                "version": __version__}
+        if problem:
+            body["error"] = {"message": problem, "type": "unavailable", "code": 503}
+        return JSONResponse(body, status_code=503 if problem else 200)
+
+    @app.get("/api/info", tags=["api"], dependencies=[Depends(authenticated)])
+    def info() -> dict[str, Any]:
+        return service.info()
+
+    @app.post("/api/search", tags=["api"], dependencies=[Depends(limited)])
+    def search(req: SearchRequest) -> dict[str, Any]:
+        q = service.check_question(req.question)
+        return {"id": req.id, "question": q, "hits": [h.to_json() for h in service.search(q, req.k)]}
+
+    @app.post("/api/ask", tags=["api"], dependencies=[Depends(limited)], response_model=None)
+    def ask(req: AskRequest) -> dict[str, Any] | StreamingResponse:
+        q = service.check_question(req.question)
+        history = [Turn(t.role, t.content) for t in req.history]
+        if req.stream:
+            service.require()  # a missing index is a 503, not an error event inside a 200 stream
+            return StreamingResponse(_sse(service.stream(q, history)), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return service.answer(q, history).to_json()
+
+    @app.post("/api/feedback", tags=["api"])
+    def feedback(req: FeedbackRequest, user: Annotated[User, Depends(limited)]) -> dict[str, Any]:
+        who = user.id if service.auth.mode != "none" else ""  # no client addresses in the store
+        rec = service.feedback.add({**req.model_dump(), "user": who, "via": "api"})
+        return {"ok": True, "time": rec["time"]}
+
+    app.include_router(openai_router(service, limited))
+
+    gradio_js = Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js"
+
+    @app.get("/gradio.js", include_in_schema=False)
+    def web_component() -> FileResponse:
+        # the <gradio-app> loader; it imports ./assets/index-*.js, which Gradio serves below
+        return FileResponse(gradio_js, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+    blocks = build_chat(service)
+    extra: dict[str, Any] = {}
+    if settings.auth == "api-key":
+        extra["auth"] = lambda _user, key: service.auth.key_ok(key)
+        extra["auth_message"] = ("API key: any user name, the key as password / "
+                                 "API 키: 사용자 이름은 자유, 비밀번호 칸에 키")
+    elif settings.auth == "trusted-header":
+        def page_user(request: Request) -> str | None:
+            # runs inside Gradio's sub-app, so it uses this service directly, not request.app.state
+            try:
+                peer = request.client.host if request.client else ""
+                return service.auth.identify(request.headers, peer).name
+            except AuthError:
+                return None
+        extra["auth_dependency"] = page_user
+    gr.mount_gradio_app(app, blocks, path="/", root_path=root or None, footer_links=[], ssr_mode=False,
+                        pwa=False, mcp_server=False, show_error=False, theme=theme(), css=CSS,
+                        run_history=False, **extra)
+    return app
+
+
+# ----------------------------------------------------------------- serve
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_serve(settings: Settings, insecure: bool = False) -> None:
+    """Refuse set-ups that would expose the bot or cannot work, before loading anything."""
+    from rag.auth import Authenticator
+
+    Authenticator(settings)  # validates the mode, keys and proxy list
+    allowed_origins(settings)
+    if settings.auth == "none" and not is_loopback(settings.host) and not insecure:
+        raise RagError(f"refusing to listen on {settings.host} without auth: anyone on the network could "
+                       "use it. Set RAG_AUTH=api-key (with RAG_API_KEYS) or trusted-header, "
+                       "or pass --insecure")
+    if settings.root_path and not settings.root_path.startswith("/"):
+        raise RagError(f"--root-path {settings.root_path!r} must start with '/', e.g. /chat")
+    if not _port_free(settings.host, settings.port):
+        raise RagError(f"port {settings.port} on {settings.host} is in use: "
+                       "stop the other server or pass --port")
+
+
+def serve(settings: Settings, insecure: bool = False, open_browser: bool = False) -> None:
+    """Run the server until Ctrl-C; print the page's URL once it answers."""
+    import uvicorn
+
+    t0 = time.perf_counter()
+    check_serve(settings, insecure)
+    print(f"rag: loading the index from {settings.index_dir} …", file=sys.stderr, flush=True)
+    app = create_app(settings)
+    service: Service = app.state.service
+    if service.problem():
+        print(f"rag: WARNING {service.problem()}", file=sys.stderr, flush=True)
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}/"
+    # proxy_headers off: the TCP peer must stay the peer, or X-Forwarded-For could fake a trusted address
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+                            proxy_headers=False, timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            where = f" (public path {settings.root_path})" if settings.root_path else ""
+            print(f"rag: chat page ready at {url}{where} in {time.perf_counter() - t0:.1f} s; "
+                  f"API docs at {url}docs; Ctrl-C stops", flush=True)
+            if open_browser:
+                import webbrowser
+
+                webbrowser.open(url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    server.run()

@@ -1,0 +1,230 @@
+"""What the HTTP server does, without HTTP: the loaded index, answers, limits, feedback.
+
+:class:`Service` owns the one ``Retriever`` of the process. When the index is
+missing or damaged the service still starts: every call that needs it raises
+:class:`ApiError` 503 with the loader's message, and the index is looked for
+again (at most every few seconds), so running ``rag index`` while the server is
+up makes it usable without a restart. Feedback goes to
+``<data_dir>/feedback.jsonl``, one versioned JSON record a line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rag.auth import Authenticator, RateLimiter, rate_limit_message
+from rag.config import Settings
+from rag.errors import RagError
+from rag.records import Answer, Turn
+
+log = logging.getLogger("rag.server")
+FEEDBACK_FORMAT = "rag-feedback/1"
+RETRY_SECONDS = 5.0  # how often a missing index is looked for again
+
+
+class ApiError(Exception):
+    """An HTTP error with a readable message (rendered as ``{"error": {...}}``)."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.kind = kind
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.kind, "code": self.status}}
+
+
+class FeedbackStore:
+    """Append-only JSONL of thumbs up/down with the question, answer and citations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def add(self, record: dict[str, Any]) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        rec = {"format": FEEDBACK_FORMAT, "time": now, **record}
+        line = json.dumps(rec, ensure_ascii=False)
+        with self._lock:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(line + "\n")
+            except OSError as e:
+                raise ApiError(500, f"cannot write feedback to {self.path}: {e.strerror or e}; "
+                               "check RAG_DATA_DIR", "server_error") from None
+        return rec
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as f:
+            return [json.loads(ln) for ln in f if ln.strip()]
+
+
+class Service:
+    """The retriever, answerer, auth, rate limit and feedback store of one server process."""
+
+    def __init__(self, settings: Settings, retriever: Any = None) -> None:
+        self.settings = settings
+        self.max_question_chars = settings.max_question_chars
+        self.auth = Authenticator(settings)
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.feedback = FeedbackStore(Path(settings.data_dir) / "feedback.jsonl")
+        self._retriever = retriever
+        self._error = ""
+        self._lock = threading.Lock()
+        self._last_try = 0.0
+        self.load_seconds = 0.0
+        self._examples: dict[str, list[str]] = {}
+        if retriever is None:
+            self._load()
+
+    # ------------------------------------------------------------ index
+    def _load(self) -> None:
+        from rag.retrieve import Retriever
+
+        t0 = time.perf_counter()
+        self._last_try = time.monotonic()
+        try:
+            r = Retriever.open(self.settings, self.settings.index_dir)
+            r.search("warm-up 준비", 1)  # first query pays for lazy model and tokenizer set-up, not a user
+        except RagError as e:
+            self._error = str(e)
+            log.warning("index not loaded: %s", e)
+            return
+        self._retriever, self._error, self._examples = r, "", {}
+        self.load_seconds = time.perf_counter() - t0
+
+    def retriever(self) -> Any:
+        """The retriever, or None while the index is missing (then it is looked for again now and then)."""
+        if self._retriever is None and time.monotonic() - self._last_try > RETRY_SECONDS:
+            with self._lock:
+                if self._retriever is None and time.monotonic() - self._last_try > RETRY_SECONDS:
+                    self._load()
+        return self._retriever
+
+    def require(self) -> Any:
+        r = self.retriever()
+        if r is None:
+            raise ApiError(503, f"{self.problem()}", "unavailable", {"Retry-After": "10"})
+        return r
+
+    def problem(self) -> str:
+        if self.retriever() is not None:
+            return ""
+        return (f"the search index is not available / 검색 색인을 쓸 수 없습니다: {self._error} "
+                f"(build it with `rag index`; the server picks it up without a restart)")
+
+    def info(self) -> dict[str, Any]:
+        from rag import __version__
+
+        s = self.settings
+        out: dict[str, Any] = {
+            "name": "rag", "version": __version__, "ready": False, "auth": s.auth,
+            "answers": "llm" if s.llm_base_url and s.llm_model else "extractive",
+            "llm_model": s.llm_model if s.llm_base_url else "",
+            "limits": {"max_question_chars": s.max_question_chars, "max_body_bytes": s.max_body_bytes,
+                       "rate_limit_per_minute": s.rate_limit},
+            "index": None,
+        }
+        r = self.retriever()
+        if r is None:
+            out["problem"] = self.problem()
+            return out
+        m = r.index.manifest
+        docs = r.index.docs
+        langs: dict[str, int] = {}
+        for meta in docs.values():
+            langs[meta.get("lang") or "?"] = langs.get(meta.get("lang") or "?", 0) + 1
+        dates = sorted(d["published"][:10] for d in docs.values() if d.get("published"))
+        out["ready"] = True
+        out["index"] = {
+            "format": m.get("format"), "created": m.get("created"),
+            "documents": len(docs), "passages": len(r.index.chunks), "languages": langs,
+            "outlets": sorted({d["outlet"] for d in docs.values() if d.get("outlet")}),
+            "published": {"first": dates[0], "last": dates[-1]} if dates else None,
+            "embedding_model": (m.get("embedding") or {}).get("model"),
+            "faiss": (m.get("faiss") or {}).get("factory"),
+        }
+        return out
+
+    # ------------------------------------------------------------ answers
+    def check_question(self, question: str) -> str:
+        q = (question or "").strip()
+        if not q:
+            raise ApiError(400, "question is empty / 질문이 비어 있습니다")
+        if len(q) > self.max_question_chars:
+            raise ApiError(400, f"question is {len(q)} characters; the limit is {self.max_question_chars} / "
+                           f"질문이 너무 깁니다 ({len(q)}자, 최대 {self.max_question_chars}자)")
+        return q
+
+    def check_rate(self, user_id: str) -> float:
+        return self.limiter.check(user_id)
+
+    def enforce_rate(self, user_id: str) -> None:
+        wait = self.limiter.check(user_id)
+        if wait:
+            raise ApiError(429, rate_limit_message(wait), "rate_limit_error",
+                           {"Retry-After": str(int(wait) + 1)})
+
+    def search(self, question: str, k: int) -> list[Any]:
+        return list(self.require().search(question, k))
+
+    def answer(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        from rag.answer import answer
+
+        return answer(self.require(), question, tuple(history), settings=self.settings)
+
+    def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[dict[str, Any]]:
+        from rag.answer import stream_answer
+
+        yield from stream_answer(self.require(), question, tuple(history), settings=self.settings)
+
+    def save_feedback(self, record: dict[str, Any]) -> None:
+        self.feedback.add(record)
+
+    # ------------------------------------------------------------ page
+    def examples(self, lang: str) -> list[str]:
+        """Example questions for the page: RAG_EXAMPLES when set, else made from article titles."""
+        if lang in self._examples:
+            return self._examples[lang]
+        from rag.text import has_hangul
+
+        configured = [e.strip() for e in getattr(self.settings, "examples", "").split("|") if e.strip()]
+        if configured:
+            mine = [e for e in configured if has_hangul(e) == (lang == "ko")]
+            out = mine or configured
+        else:
+            out = self._title_examples(lang)
+        if self._retriever is not None:
+            self._examples[lang] = out
+        return out
+
+    def _title_examples(self, lang: str) -> list[str]:
+        r = self._retriever
+        if r is None:
+            return []
+        docs = sorted(r.index.docs.values(), key=lambda d: d.get("published", ""), reverse=True)
+        out = []
+        for d in docs:
+            title = " ".join((d.get("title") or "").split())
+            if not title or len(title) > 80:
+                continue
+            if lang == "ko":
+                out.append(title if title.endswith("?") else f"「{title}」 기사의 핵심 내용은?")
+            else:
+                out.append(f"What does the article “{title}” report?")
+            if len(out) == 3:
+                break
+        return out

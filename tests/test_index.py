@@ -1,0 +1,193 @@
+"""Index build / load / update: atomic writes, validation errors, incremental updates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.errors import IndexStoreError
+from rag.index import build_index, load_index
+
+ARTICLES = {
+    "semis.md": "---\ntitle: 반도체 수출 증가\noutlet: 테스트일보\npublished: 2025-03-02\n---\n"
+    "삼성전자의 반도체 수출이 3월에 20% 늘었다. 메모리 가격 회복이 원인으로 꼽힌다.\n\n"
+    "SK하이닉스도 HBM 판매 호조로 실적이 개선됐다.",
+    "weather.md": "---\ntitle: Heavy rain in Busan\noutlet: Test Herald\npublished: 2024-07-10\n---\n"
+    "Heavy rain flooded several roads in Busan on Tuesday. The city closed two tunnels.\n\n"
+    "Forecasters expect the monsoon to last until Friday.",
+    "kbo.md": "---\ntitle: 야구 개막전\noutlet: 테스트일보\npublished: 2024-03-23\n---\n"
+    "프로야구 개막전에서 LG 트윈스가 한화 이글스를 이겼다. 관중 2만 명이 경기장을 찾았다.",
+}
+
+
+def write_corpus(folder: Path, articles: dict[str, str] = ARTICLES) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in articles.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+class CountingEmbedder:
+    """The real embedder, counting how many passages it embeds."""
+
+    def __init__(self, inner: Any, fail_after: int | None = None) -> None:
+        self.inner = inner
+        self.embedded = 0
+        self.fail_after = fail_after
+        self.model_id, self.checksum, self.dim = inner.model_id, inner.checksum, inner.dim
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.inner.count_tokens(text))
+
+    def encode_passages(self, texts: list[str], progress: Any = None) -> np.ndarray:
+        if self.fail_after is not None and self.embedded + len(texts) > self.fail_after:
+            raise KeyboardInterrupt  # what Ctrl-C does in the middle of embedding
+        self.embedded += len(texts)
+        return np.asarray(self.inner.encode_passages(texts, progress=progress))
+
+
+def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    idx = tmp_path / "index"
+    first = CountingEmbedder(embedder)
+    r1 = build_index(settings, [corpus], idx, progress=False, embedder=first)
+    assert r1.documents == 3 and r1.chunks >= 3 and first.embedded == r1.chunks
+    second = CountingEmbedder(embedder)
+    r2 = build_index(settings, [corpus], idx, progress=False, embedder=second)
+    assert r2.up_to_date and second.embedded == 0
+    manifest = json.loads((idx / "manifest.json").read_text())
+    assert manifest["format"] == "rag-index/1"
+    assert manifest["embedding"]["model"] == settings.embed_model
+    assert manifest["embedding"]["dim"] == 384
+    assert set(manifest["sources"]) == {"semis", "weather", "kbo"}
+
+
+def test_add_and_delete_article(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    idx = tmp_path / "index"
+    build_index(settings, [corpus], idx, progress=False, embedder=embedder)
+    before = load_index(idx, settings)
+    (corpus / "new.md").write_text("---\ntitle: 새 기사\n---\n카카오가 새 AI 모델을 공개했다.", encoding="utf-8")
+    counting = CountingEmbedder(embedder)
+    r = build_index(settings, [corpus], idx, progress=False, embedder=counting)
+    new_chunks = [c for c in load_index(idx, settings).chunks if c.doc_id == "new"]
+    assert r.added == ("new",) and counting.embedded == len(new_chunks) == 1
+    (corpus / "kbo.md").unlink()
+    counting = CountingEmbedder(embedder)
+    r = build_index(settings, [corpus], idx, progress=False, embedder=counting)
+    after = load_index(idx, settings)
+    assert r.removed == ("kbo",) and counting.embedded == 0
+    assert not any(c.doc_id == "kbo" for c in after.chunks)
+    assert len(after.chunks) == len(before.chunks) - 1 + 1
+    # vectors reused from the old index are the same vectors
+    old_row = next(i for i, c in enumerate(before.chunks) if c.doc_id == "semis")
+    new_row = next(i for i, c in enumerate(after.chunks) if c.doc_id == "semis")
+    np.testing.assert_allclose(before.vectors()[old_row], after.vectors()[new_row], atol=1e-6)
+
+
+def test_unreadable_file_keeps_previous_version(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    idx = tmp_path / "index"
+    build_index(settings, [corpus], idx, progress=False, embedder=embedder)
+    (corpus / "weather.md").write_bytes(b"\xff\xfe\x00\x00garbage\x00\x81")
+    r = build_index(settings, [corpus], idx, progress=False, embedder=embedder)
+    assert any("weather.md" in p.path for p in r.problems)
+    assert "weather" in r.kept
+    assert any(c.doc_id == "weather" for c in load_index(idx, settings).chunks)
+
+
+def test_interrupted_build_leaves_old_index(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    idx = tmp_path / "index"
+    build_index(settings, [corpus], idx, progress=False, embedder=embedder)
+    before = [c.chunk_id for c in load_index(idx, settings).chunks]
+    (corpus / "more.md").write_text("완전히 새로운 기사 본문이다. 두 번째 문장이다.", encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        build_index(settings, [corpus], idx, rebuild=True, progress=False,
+                    embedder=CountingEmbedder(embedder, fail_after=0))
+    assert [c.chunk_id for c in load_index(idx, settings).chunks] == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".index")] == []
+
+
+def test_crash_between_renames_recovers(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    idx = tmp_path / "index"
+    build_index(settings, [write_corpus(tmp_path / "corpus")], idx, progress=False, embedder=embedder)
+    idx.rename(tmp_path / "index.old")  # the state after the first rename of a swap
+    assert len(load_index(idx, settings).chunks) > 0
+
+
+@pytest.fixture
+def built(tmp_path: Path, settings: Settings, embedder: Any) -> Path:
+    idx = tmp_path / "index"
+    build_index(settings, [write_corpus(tmp_path / "corpus")], idx, progress=False, embedder=embedder)
+    return idx
+
+
+def test_missing_index_names_dir_and_fix(tmp_path: Path, settings: Settings) -> None:
+    with pytest.raises(IndexStoreError, match=r"nowhere.*rag index"):
+        load_index(tmp_path / "nowhere", settings)
+
+
+def test_unknown_format(built: Path, settings: Settings) -> None:
+    m = json.loads((built / "manifest.json").read_text())
+    m["format"] = "rag-index/99"
+    (built / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexStoreError, match=r"manifest.json.*rag-index/99.*--rebuild"):
+        load_index(built, settings)
+
+
+def test_model_mismatch(built: Path, settings: Settings) -> None:
+    other = replace(settings, embed_model="intfloat/some-other-model")
+    with pytest.raises(IndexStoreError, match=r"some-other-model.*--rebuild"):
+        load_index(built, other)
+
+
+def test_truncated_vectors(built: Path, settings: Settings) -> None:
+    f = built / "vectors.faiss"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(IndexStoreError, match=r"vectors.faiss.*truncated.*--rebuild"):
+        load_index(built, settings)
+
+
+def test_missing_chunk_store(built: Path, settings: Settings) -> None:
+    (built / "chunks.jsonl").unlink()
+    with pytest.raises(IndexStoreError, match=r"chunks.jsonl is missing"):
+        load_index(built, settings)
+
+
+def test_damaged_manifest(built: Path, settings: Settings) -> None:
+    (built / "manifest.json").write_text("{not json")
+    with pytest.raises(IndexStoreError, match=r"manifest.json is damaged"):
+        load_index(built, settings)
+
+
+def test_switches_to_hnsw_above_threshold(tmp_path: Path, settings: Settings) -> None:
+    """Above ann_threshold the index is HNSW, and its recall@10 against exact search is high."""
+    import faiss
+
+    from rag.index import _faiss_index
+
+    rng = np.random.default_rng(0)
+    n, d, latent = 20_000, 384, 48
+    proj = rng.standard_normal((latent, d)).astype(np.float32)
+    z = rng.standard_normal((200, latent)).astype(np.float32)[rng.integers(0, 200, n)]
+    x = (z + 0.5 * rng.standard_normal((n, latent)).astype(np.float32)) @ proj
+    x += 0.5 * rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = x[rng.integers(0, n, 200)] + 0.05 * rng.standard_normal((200, d)).astype(np.float32)
+    fx, factory = _faiss_index(x, replace(settings, ann_threshold=10_000))
+    assert factory.startswith("HNSW")
+    exact = faiss.IndexFlatIP(d)
+    exact.add(x)
+    _, gt = exact.search(q, 10)
+    _, got = fx.search(q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, gt, strict=True)])
+    assert recall >= 0.99
+    _, small = _faiss_index(x[:100], settings)
+    assert small == "Flat"

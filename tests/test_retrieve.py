@@ -1,0 +1,81 @@
+"""Known-item retrieval on the seed article and a small mixed corpus; fusion and filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.config import Settings
+from rag.index import build_index
+from rag.retrieve import Filters, Retriever
+from tests.test_index import write_corpus
+
+SEED_KNOWN = [
+    ("KT 컨소시엄에 참여한 공공기관은?", "경찰청"),
+    ("카카오가 보유한 언어모델 이름은?", "카나나"),
+    ("모티프테크놀로지스의 모회사는 어디인가?", "모레"),
+    ("Which company builds its models on AMD GPUs instead of Nvidia?", "AMD GPU"),
+    ("What is the name of KT's flagship LLM?", "믿:음 2.0"),
+    ("Which company will supply data to the five selected teams?", "데이터 공급"),
+]
+
+
+@pytest.mark.parametrize(("question", "evidence"), SEED_KNOWN)
+def test_seed_known_items_in_top3(seed_retriever: Retriever, question: str, evidence: str) -> None:
+    hits = seed_retriever.search(question, k=3)
+    assert any(evidence in h.chunk.text for h in hits), [h.chunk.chunk_id for h in hits]
+
+
+def test_hits_carry_exact_spans_and_metadata(seed_retriever: Retriever) -> None:
+    hits = seed_retriever.search("K-AI 사업에서 탈락한 기업", k=5)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(hits[i].score >= hits[i + 1].score for i in range(len(hits) - 1))
+    for h in hits:
+        assert h.outlet == "바이라인네트워크" and h.title
+        j = h.to_json()
+        assert set(j) == {"rank", "score", "doc_id", "chunk_id", "title", "text", "start", "end"}
+        assert j["end"] - j["start"] == len(j["text"])
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Any) -> Retriever:
+    tmp = tmp_path_factory.mktemp("small")
+    build_index(settings, [write_corpus(tmp / "c")], tmp / "index", progress=False, embedder=embedder)
+    return Retriever.open(settings, tmp / "index")
+
+
+def test_korean_and_english_known_items(small: Retriever) -> None:
+    assert small.search("부산 폭우로 터널이 폐쇄됐나?", k=1)[0].chunk.doc_id == "weather"
+    assert small.search("How did Samsung's chip exports change?", k=1)[0].chunk.doc_id == "semis"
+    assert small.search("프로야구 개막전 승리 팀", k=1)[0].chunk.doc_id == "kbo"
+
+
+def test_modes_agree_on_easy_query(small: Retriever) -> None:
+    for mode in ("dense", "bm25", "hybrid"):
+        assert small.search("HBM 판매 호조", k=1, mode=mode)[0].chunk.doc_id == "semis"
+    with pytest.raises(ValueError, match="unknown retrieval mode"):
+        small.search("x", mode="magic")
+
+
+def test_filters_by_outlet_and_date(small: Retriever) -> None:
+    hits = small.search("heavy rain", k=5, filters=Filters(outlet="테스트일보"))
+    assert hits and {h.chunk.doc_id for h in hits} <= {"semis", "kbo"}
+    hits = small.search("경기", k=5, filters=Filters(date_from="2025-01-01"))
+    assert {h.chunk.doc_id for h in hits} == {"semis"}
+    hits = small.search("news", k=5, filters=Filters(date_from="2024-07-01", date_to="2024-12-31"))
+    assert {h.chunk.doc_id for h in hits} == {"weather"}
+    assert small.search("anything", filters=Filters(outlet="No Such Outlet")) == []
+
+
+def test_cross_language_chance_tokens_do_not_dominate(small: Retriever) -> None:
+    """An English question whose only lexical match is a Latin token in a Korean passage."""
+    hits = small.search("Which baseball team LG won the opening game?", k=1)
+    assert hits[0].chunk.doc_id == "kbo"
+
+
+def test_empty_question_and_batch(small: Retriever, tmp_path: Path) -> None:
+    assert small.search_batch([]) == []
+    res = small.search_batch(["부산", "Samsung"], k=2)
+    assert len(res) == 2 and all(len(r) <= 2 for r in res)
