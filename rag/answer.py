@@ -163,8 +163,15 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         sentences.append(Sentence(f"{quote} [{n}]", (n,), True))
     text = texts[0] + "\n" + " ".join(texts[1:]) if note else " ".join(texts)
     return Answer(
-        question=ev.question, lang=ev.lang, answer=text, abstained=False, citations=tuple(citations),
-        sentences=tuple(sentences), mode="extractive", notice=notice, resolved_question=ev.resolved,
+        question=ev.question,
+        lang=ev.lang,
+        answer=text,
+        abstained=False,
+        citations=tuple(citations),
+        sentences=tuple(sentences),
+        mode="extractive",
+        notice=notice,
+        resolved_question=ev.resolved,
         extra=dict(ev.extra),
     )
 
@@ -198,9 +205,19 @@ def _citation(n: int, hit: object, start: int, end: int, quote: str) -> Citation
 
     assert isinstance(hit, Hit)
     return Citation(
-        n=n, doc_id=hit.chunk.doc_id, chunk_id=hit.chunk.chunk_id, title=hit.title, url=hit.url,
-        quote=quote, start=start, end=end, outlet=hit.outlet, author=hit.author, published=hit.published,
-        passage=hit.chunk.text, passage_start=hit.chunk.start,
+        n=n,
+        doc_id=hit.chunk.doc_id,
+        chunk_id=hit.chunk.chunk_id,
+        title=hit.title,
+        url=hit.url,
+        quote=quote,
+        start=start,
+        end=end,
+        outlet=hit.outlet,
+        author=hit.author,
+        published=hit.published,
+        passage=hit.chunk.text,
+        passage_start=hit.chunk.start,
     )
 
 
@@ -208,9 +225,16 @@ def abstention(ev: Evidence, notice: str = "") -> Answer:
     """The "the articles do not say" answer in the question's language; cites nothing."""
     text = ABSTAIN.get(ev.lang, ABSTAIN["en"])
     return Answer(
-        question=ev.question, lang=ev.lang, answer=text, abstained=True, citations=(),
-        sentences=(Sentence(text, (), True),), mode="extractive", notice=notice,
-        resolved_question=ev.resolved, extra=dict(ev.extra),
+        question=ev.question,
+        lang=ev.lang,
+        answer=text,
+        abstained=True,
+        citations=(),
+        sentences=(Sentence(text, (), True),),
+        mode="extractive",
+        notice=notice,
+        resolved_question=ev.resolved,
+        extra=dict(ev.extra),
     )
 
 
@@ -238,7 +262,14 @@ def _meta_answer(ev: Evidence, notice: str) -> Answer:
         quote = ""
     text = f"{sentence} [1]"
     return Answer(
-        question=ev.question, lang=ev.lang, answer=text, abstained=False,
-        citations=(_citation(1, hit, start, end, quote),), sentences=(Sentence(text, (1,), True),),
-        mode="extractive", notice=notice, resolved_question=ev.resolved, extra={**ev.extra, "metadata": field},
+        question=ev.question,
+        lang=ev.lang,
+        answer=text,
+        abstained=False,
+        citations=(_citation(1, hit, start, end, quote),),
+        sentences=(Sentence(text, (1,), True),),
+        mode="extractive",
+        notice=notice,
+        resolved_question=ev.resolved,
+        extra={**ev.extra, "metadata": field},
     )

@@ -25,7 +25,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "subtitle": "기사에 근거해서만 답하고, 모든 문장에 출처 번호를 답니다. "
         "번호를 누르면 원문 문장이 보입니다.",
         "chat": "대화",
-        "placeholder": "기사에 대해 질문하세요 (한국어 또는 English)",
+        "placeholder": "기사에 대해 질문하세요",
         "send": "보내기",
         "new": "새 대화",
         "examples": "예시 질문",
@@ -50,14 +50,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "error": "답변을 만드는 중 오류가 발생했습니다",
         "too_long": "질문이 너무 깁니다 ({n}자). {max}자 이하로 줄여 주세요.",
         "not_ready": "검색 색인이 아직 준비되지 않았습니다",
-        "empty_chat": "기사에 대해 무엇이든 물어보세요. 답변의 번호를 누르면 근거 문장을 확인할 수 있습니다.",
+        "empty_chat": "기사에 대해 한국어나 영어로 물어보세요. "
+        "답변의 번호를 누르면 근거 문장을 확인할 수 있습니다.",
     },
     "en": {
         "title": "News Q&A",
         "subtitle": "Answers only from the articles; every sentence carries a source number. "
         "Click a number to see the source sentence.",
         "chat": "Conversation",
-        "placeholder": "Ask about the articles (English or 한국어)",
+        "placeholder": "Ask about the articles",
         "send": "Send",
         "new": "New chat",
         "examples": "Example questions",
@@ -83,8 +84,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "error": "Something went wrong while answering",
         "too_long": "The question is too long ({n} characters). Please keep it under {max}.",
         "not_ready": "The search index is not ready yet",
-        "empty_chat": "Ask anything about the articles. Click a number in an answer to check its source "
-        "sentence.",
+        "empty_chat": "Ask about the articles in English or Korean. Click a number in an answer to check its "
+        "source sentence.",
     },
 }
 
@@ -180,11 +181,20 @@ def _answer_body(answer: Answer, turn: int, lang: str, titles: dict[int, str]) -
     return "".join(out)
 
 
-def _source_line(c: Citation, turn: int) -> str:
-    bits = [esc(b) for b in (c.outlet, c.published[:10]) if b]
-    meta = f' <span class="rag-src-meta">· {" · ".join(bits)}</span>' if bits else ""
-    return (f'<li><button type="button" class="rag-src rag-t-{turn} rag-n-{c.n}">'
-            f'<span class="rag-src-n">[{c.n}]</span> {esc(c.title or c.doc_id)}{meta}</button></li>')
+def _source_lines(citations: tuple[Citation, ...], turn: int) -> str:
+    """One line per article: its citation numbers (each opens the panel), title, outlet, date."""
+    by_doc: dict[str, list[Citation]] = {}
+    for c in citations:
+        by_doc.setdefault(c.doc_id, []).append(c)
+    lines = []
+    for cites in by_doc.values():
+        c = cites[0]
+        nums = "".join(f'<button type="button" class="rag-src rag-t-{turn} rag-n-{x.n}">[{x.n}]</button>'
+                       for x in cites)
+        bits = [esc(b) for b in (c.outlet, c.published[:10]) if b]
+        meta = f' <span class="rag-src-meta">· {" · ".join(bits)}</span>' if bits else ""
+        lines.append(f'<li><span class="rag-src-n">{nums}</span> {esc(c.title or c.doc_id)}{meta}</li>')
+    return "".join(lines)
 
 
 def render_answer(answer: Answer, turn: int, lang: str) -> str:
@@ -200,7 +210,7 @@ def render_answer(answer: Answer, turn: int, lang: str) -> str:
     if answer.citations:
         head = f'<div class="rag-sources-h">{esc(t(lang, "sources"))}</div>'
         parts.append(f'<div class="rag-sources">{head}<ol>')
-        parts.extend(_source_line(c, turn) for c in answer.citations)
+        parts.append(_source_lines(answer.citations, turn))
         parts.append("</ol></div>")
     if answer.notice:
         parts.append(f'<div class="rag-notice">{_text(answer.notice)}</div>')

@@ -111,6 +111,8 @@ SAVE_LANG_JS = "(v) => { try { localStorage.setItem('rag-lang', v); } catch (e) 
 
 CSS = """
 .gradio-container { max-width: 1240px !important; margin: 0 auto !important; }
+/* outside any @media on purpose: Gradio scopes rules in media queries below .contain */
+.gradio-container .main.app { padding: 16px clamp(10px, 2.5vw, 32px) !important; }
 #rag-header { align-items: center; gap: 8px; flex-wrap: nowrap; }
 #rag-header .rag-title h1 { font-size: 1.35rem; margin: 0; line-height: 1.3; white-space: nowrap; }
 #rag-header .rag-title p { margin: 2px 0 0; color: var(--body-text-color-subdued); font-size: .9rem; }
@@ -121,8 +123,7 @@ CSS = """
 #rag-examples { flex-wrap: wrap; gap: 6px; }
 #rag-examples button { flex: 0 1 auto !important; min-width: 0 !important; white-space: normal;
   text-align: left; font-weight: 400; border-radius: 999px; }
-#rag-tools-row { justify-content: flex-end; }
-#rag-tools-row button { flex: 0 0 auto !important; min-width: 0 !important; }
+#rag-examples #rag-new { margin-left: auto; border-radius: 6px; }
 .rag-q { white-space: normal; }
 .rag-msg .rag-text { line-height: 1.65; }
 .rag-cite, .rag-src { font: inherit; border: 0; background: none; cursor: pointer; padding: 0;
@@ -136,8 +137,7 @@ CSS = """
 .rag-sources-h { font-weight: 600; margin-bottom: 2px; color: var(--body-text-color-subdued); }
 .rag-sources ol { list-style: none; padding: 0; margin: 0; }
 .rag-sources li { margin: 2px 0; }
-.rag-src { text-align: left; color: var(--body-text-color); }
-.rag-src-n { color: var(--color-accent); font-weight: 600; }
+.rag-src { color: var(--color-accent); font-weight: 600; margin-right: 2px; }
 .rag-src-meta { color: var(--body-text-color-subdued); }
 .rag-tools { margin-top: 8px; display: flex; justify-content: flex-end; }
 .rag-copy { font: inherit; font-size: .82em; cursor: pointer; border: 1px solid var(--border-color-primary);
@@ -157,6 +157,8 @@ CSS = """
 .rag-thinking { color: var(--body-text-color-subdued); }
 @keyframes rag-blink { 50% { opacity: 0; } }
 #rag-side { position: sticky; top: 8px; align-self: flex-start; }
+#rag-panel .html-container, #rag-title .html-container { padding: 0 !important; }
+#rag-chat .placeholder { padding: 0 24px; color: var(--body-text-color-subdued); text-align: center; }
 .rag-panel { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 14px 16px;
   background: var(--background-fill-primary); overflow-wrap: anywhere; }
 .rag-panel-h { display: flex; justify-content: space-between; align-items: center; font-weight: 600;
@@ -180,7 +182,6 @@ CSS = """
 .rag-ids { margin-top: 8px; font-size: .75rem; color: var(--body-text-color-subdued);
   font-family: var(--font-mono); }
 @media (max-width: 820px) {
-  .gradio-container { padding: 8px !important; }
   #rag-header .rag-title p { display: none; }
   #rag-header .rag-title h1 { font-size: 1.15rem; }
   #rag-lang label { padding: 4px 8px !important; }
@@ -308,18 +309,23 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
             "user": _user_id(request) if getattr(request, "username", None) else "", "via": "chat",
         })
 
+    def on_load(preferred: str) -> list[Any]:
+        lang = pick_lang(preferred or "")
+        return [lang, *lang_updates(lang)]
+
     def new_chat(lang: str) -> tuple[list[Any], dict[str, Any], str]:
         return [], _new_conv(), render_panel(None, lang)
 
     with gr.Blocks(title=title) as demo:
         conv = gr.State(_new_conv())
         with gr.Row(elem_id="rag-header"):
-            header = gr.HTML(_header("en"), js_on_load=None)
+            header = gr.HTML(_header("en"), js_on_load=None, elem_id="rag-title")
             lang = gr.Radio([("한국어", "ko"), ("English", "en")], value="en", show_label=False,
                             container=False, elem_id="rag-lang", scale=0)
         with gr.Row(elem_id="rag-main", equal_height=False):
             with gr.Column(scale=3, min_width=300, elem_id="rag-chat-col"):
-                chat = gr.Chatbot(label=t("en", "chat"), show_label=False, elem_id="rag-chat", height="62vh",
+                chat = gr.Chatbot(label=t("en", "chat"), show_label=False, elem_id="rag-chat",
+                                  height="min(62vh, 760px)",
                                   min_height=320, latex_delimiters=[], buttons=[], layout="bubble",
                                   placeholder=t("en", "empty_chat"), feedback_options=("Like", "Dislike"))
                 with gr.Row(elem_id="rag-input"):
@@ -332,7 +338,6 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
                     examples = [gr.Button(ex0[i] if i < len(ex0) else "", visible=i < len(ex0), size="sm",
                                           variant="secondary", elem_classes=["rag-example"])
                                 for i in range(N_EXAMPLES)]
-                with gr.Row(elem_id="rag-tools-row"):
                     new_btn = gr.Button(t("en", "new"), size="sm", variant="secondary", elem_id="rag-new")
             with gr.Column(scale=2, min_width=280, elem_id="rag-side"):
                 panel = gr.HTML(render_panel(None, "en"), elem_id="rag-panel", js_on_load=PANEL_JS)
@@ -348,9 +353,10 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         chat.like(on_like, [conv, lang], None)
         new_btn.click(new_chat, [lang], [chat, conv, panel], show_progress="hidden")
         chat.clear(new_chat, [lang], [chat, conv, panel], show_progress="hidden")
-        lang.change(lang_updates, [lang], [header, box, send, new_btn, chat, panel, *examples],
-                    js=SAVE_LANG_JS, show_progress="hidden")
-        demo.load(pick_lang, [browser], [lang], js=LOAD_JS, show_progress="hidden")
+        labelled = [header, box, send, new_btn, chat, panel, *examples]
+        # .input fires for the user's own choice only, which is what gets remembered
+        lang.input(lang_updates, [lang], labelled, js=SAVE_LANG_JS, show_progress="hidden")
+        demo.load(on_load, [browser], [lang, *labelled], js=LOAD_JS, show_progress="hidden")
     return demo
 
 

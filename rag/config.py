@@ -79,6 +79,8 @@ class Settings:
     rate_limit: int = 30  # requests per minute per user
     max_question_chars: int = 2000
     max_body_bytes: int = 65_536
+    # appended by the server/UI work (issue 4):
+    examples: str = ""  # "|"-separated example questions on the chat page; empty = made from article titles
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

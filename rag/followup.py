@@ -32,12 +32,12 @@ from rag.text import has_hangul, kiwi
 
 # acronyms that are ordinary nouns in this domain, never the subject being asked about
 COMMON_ACRONYMS = frozenset(
-    "ai llm sllm gpu cpu api it ceo cto ax ux ui ml nlp moe stem ip pc tv ok vs usd krw etc".split()
+    "ai llm sllm gpu cpu api it ceo cto ax ux ui ml nlp moe stem ip pc tv ok vs usd krw etc".split()  # noqa: SIM905
 )
 _EN_STARTERS = frozenset(
     """what which who whom whose when where why how is are was were do does did can could will would should
     shall may might and or but so also then tell give list name please i the a an in on at of for to by
-    according about if yes no ok""".split()
+    according about if yes no ok""".split()  # noqa: SIM905
 )
 _QUOTED_RE = re.compile(r"[‘'“\"「『]([^‘’'“”\"「」『』\n]{1,25})[’'”\"」』]")
 _EN_NAME_RE = re.compile(r"[A-Z][\w&.'’-]*(?:\s+(?:of\s+|for\s+|&\s+)?[A-Z0-9][\w&.'’-]*)*")
@@ -46,8 +46,12 @@ _POSSESSIVE_RE = re.compile(r"['’]s?$")
 # ---- follow-up signals
 _KO_DETERMINER_RE = re.compile(r"(?:^|(?<=\s))(그|이|저|해당)\s+(?=[가-힣A-Za-z])")
 _KO_PRONOUN_RE = re.compile(r"(?:^|(?<=\s))(그곳|거기|그것|그거|이것|이곳|그들|그녀|그분|이분|걔|얘)")
-_KO_SIGNAL_RE = re.compile(r"^\s*(그럼|그러면|그리고|그래서|그런데|또|그렇다면)\b|그렇게|그런|이런|그때|당시|또한?\s")
-_KO_ELLIPSIS_RE = re.compile(r"^\s*(?:그럼|그러면|그리고|그렇다면)?\s*(.+?)\s*(?:은|는|도|의 경우는|쪽은)\s*[?？]?\s*$")
+_KO_SIGNAL_RE = re.compile(
+    r"^\s*(그럼|그러면|그리고|그래서|그런데|또|그렇다면)\b|그렇게|그런|이런|그때|당시|또한?\s"
+)
+_KO_ELLIPSIS_RE = re.compile(
+    r"^\s*(?:그럼|그러면|그리고|그렇다면)?\s*(.+?)\s*(?:은|는|도|의 경우는|쪽은)\s*[?？]?\s*$"
+)
 _DOC_NOUNS_RE = re.compile(r"^(기사|글|보도|뉴스|article|story|report|passage|text)")
 _EN_ABOUT_RE = re.compile(r"^\s*(?:and\s+|so\s+)?(?:what|how)\s+about\s+(.+?)\s*[?.!]*\s*$", re.I)
 _EN_AND_RE = re.compile(r"^\s*and\s+([^?]{1,40}?)\s*\?\s*$", re.I)
@@ -111,10 +115,9 @@ def _antecedent(prev_q: str, prev_a: str) -> str:
     """What "it" / "그 회사" most likely means after ``prev_q`` was answered with ``prev_a``."""
     q_names = names(prev_q)
     a_names = [n for n in names(_first_sentence(prev_a)) if n not in q_names and n not in prev_q]
-    if _ASKS_FOR_NAME_RE.search(prev_q) and a_names:
-        chosen = a_names[:1]  # "which company ...?" -> the company the answer named
-    else:
-        chosen = q_names[:2] + a_names[:1]
+    # "which company ...?" -> the company the answer named; else the question's own names first
+    asks_for_name = bool(_ASKS_FOR_NAME_RE.search(prev_q)) and bool(a_names)
+    chosen = a_names[:1] if asks_for_name else q_names[:2] + a_names[:1]
     if chosen:
         return " ".join(chosen)
     topic = _ko_topic(prev_q) if has_hangul(prev_q) else ""
@@ -148,6 +151,7 @@ def _substitute(fragment: str, prev_q: str, prev_names: list[str]) -> str:
 def _replace_anaphora(question: str, antecedent: str) -> str:
     out = question
     if has_hangul(question):
+
         def det(m: re.Match[str]) -> str:
             rest = out[m.end() :]
             return m.group(0) if _DOC_NOUNS_RE.match(rest) else antecedent + " "
@@ -182,7 +186,8 @@ def _content(text: str) -> list[str]:
 def _has_predicate(fragment: str) -> bool:
     if not has_hangul(fragment):
         return False
-    return any(str(t.tag).startswith(("VV", "VA")) and t.form not in {"하", "되"} for t in kiwi().tokenize(fragment))
+    toks = kiwi().tokenize(fragment)
+    return any(str(t.tag).startswith(("VV", "VA")) and t.form not in {"하", "되"} for t in toks)
 
 
 def _ko_topic(question: str) -> str:

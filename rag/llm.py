@@ -67,8 +67,9 @@ class LLMClient:
             data = json.loads(body)
             content = data["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise LLMError(f"{self.url} sent a reply that is not a chat completion ({_short(e)}): "
-                           f"{body[:200]!r}") from None
+            raise LLMError(
+                f"{self.url} sent a reply that is not a chat completion ({_short(e)}): {body[:200]!r}"
+            ) from None
         if not isinstance(content, str):
             raise LLMError(f"{self.url} sent a chat completion without text content")
         return content
@@ -125,8 +126,9 @@ class LLMClient:
         except urllib.error.URLError as e:
             if isinstance(e.reason, TimeoutError):
                 raise LLMError(self._late("did not answer")) from None
-            raise _ConnectError(f"cannot reach {self.url} ({_short(e.reason)}); check RAG_LLM_BASE_URL") \
-                from None
+            raise _ConnectError(
+                f"cannot reach {self.url} ({_short(e.reason)}); check RAG_LLM_BASE_URL"
+            ) from None
         except OSError as e:
             raise _ConnectError(f"cannot reach {self.url} ({_short(e)}); check RAG_LLM_BASE_URL") from None
 

@@ -35,9 +35,23 @@ _MARKER_RE = re.compile(r"\s*\[(\d+)\]")
 _LEADING_MARKERS_RE = re.compile(r"^(?:\s*\[\d+\])+")
 _DELIMITER_RE = re.compile(r"<\s*/?\s*(passages?|question)\b", re.I)
 _REFUSALS = (
-    "기사에서 관련 근거를 찾지 못했습니다", "근거를 찾지 못", "찾을 수 없", "나와 있지 않", "언급되어 있지 않", "정보가 없",
-    "could not find", "cannot find", "can't find", "do not contain", "does not contain", "don't contain",
-    "no information", "not mentioned", "do not say", "does not say", "no evidence",
+    "기사에서 관련 근거를 찾지 못했습니다",
+    "근거를 찾지 못",
+    "찾을 수 없",
+    "나와 있지 않",
+    "언급되어 있지 않",
+    "정보가 없",
+    "could not find",
+    "cannot find",
+    "can't find",
+    "do not contain",
+    "does not contain",
+    "don't contain",
+    "no information",
+    "not mentioned",
+    "do not say",
+    "does not say",
+    "no evidence",
 )
 
 SYSTEM = """You answer questions about news articles for a company portal.
@@ -125,7 +139,9 @@ def finish(reply: str, ev: Evidence, hits: list[Hit], embedder: Any, refusal: st
             hit = hits[m - 1]
             spans = sentence_spans(hit.chunk.text, hit.chunk.lang)
             texts = [hit.chunk.text[a:b] for a, b in spans]
-            semantic = _semantic(embedder, clean, texts) if has_hangul(clean) != has_hangul(hit.chunk.text) else None
+            semantic = (
+                _semantic(embedder, clean, texts) if has_hangul(clean) != has_hangul(hit.chunk.text) else None
+            )
             sup = check(clean, texts, semantic)
             supported = supported or sup.supported
             a, b = spans[sup.best] if sup.best >= 0 else (0, len(hit.chunk.text))
@@ -147,8 +163,15 @@ def _answer(
     ev: Evidence, text: str, abstained: bool, citations: tuple[Citation, ...], sentences: tuple[Sentence, ...]
 ) -> Answer:
     return Answer(
-        question=ev.question, lang=ev.lang, answer=text, abstained=abstained, citations=citations,
-        sentences=sentences, mode="llm", resolved_question=ev.resolved, extra=dict(ev.extra),
+        question=ev.question,
+        lang=ev.lang,
+        answer=text,
+        abstained=abstained,
+        citations=citations,
+        sentences=sentences,
+        mode="llm",
+        resolved_question=ev.resolved,
+        extra=dict(ev.extra),
     )
 
 
@@ -181,7 +204,17 @@ def _semantic(embedder: Any, claim: str, texts: list[str]) -> list[float]:
 def _citation(n: int, hit: Hit, a: int, b: int) -> Citation:
     ch = hit.chunk
     return Citation(
-        n=n, doc_id=ch.doc_id, chunk_id=ch.chunk_id, title=hit.title, url=hit.url, quote=ch.text[a:b],
-        start=ch.start + a, end=ch.start + b, outlet=hit.outlet, author=hit.author, published=hit.published,
-        passage=ch.text, passage_start=ch.start,
+        n=n,
+        doc_id=ch.doc_id,
+        chunk_id=ch.chunk_id,
+        title=hit.title,
+        url=hit.url,
+        quote=ch.text[a:b],
+        start=ch.start + a,
+        end=ch.start + b,
+        outlet=hit.outlet,
+        author=hit.author,
+        published=hit.published,
+        passage=ch.text,
+        passage_start=ch.start,
     )

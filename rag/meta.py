@@ -18,18 +18,42 @@ from dataclasses import replace
 
 from rag.records import Chunk, Hit
 
-_ARTICLE_RE = re.compile(r"(이|해당|본|위|그)\s*기사|기사(를|의|는|가)|\b(this|the)\s+(article|story|report|piece)\b", re.I)
+_ARTICLE_RE = re.compile(
+    r"(이|해당|본|위|그)\s*기사|기사(를|의|는|가)|\b(this|the)\s+(article|story|report|piece)\b", re.I
+)
 _FIELDS: tuple[tuple[str, re.Pattern[str], bool], ...] = (
     # field, pattern, pattern alone is enough (a news-only word)
-    ("outlet", re.compile(r"매체|언론사|신문사|방송사|\b(outlet|news\s*(site|outlet|organi[sz]ation)|newspaper|"
-                          r"publication|publisher)\b", re.I), True),
+    (
+        "outlet",
+        re.compile(
+            r"매체|언론사|신문사|방송사|\b(outlet|news\s*(site|outlet|organi[sz]ation)|newspaper|"
+            r"publication|publisher)\b",
+            re.I,
+        ),
+        True,
+    ),
     ("author", re.compile(r"기자|작성자|\b(reporter|journalist|byline)\b", re.I), True),
-    ("author", re.compile(r"누가\s*(썼|작성)|쓴\s*(사람|이)|글쓴이|필자|저자|\b(who\s+wrote|written\s+by|author)\b",
-                          re.I), False),
-    ("outlet", re.compile(r"어디(서|에서)\s*(보도|냈|발행|실)|\b(published\s+by|which\s+(site|media))\b", re.I), False),
-    ("published", re.compile(r"언제\s*(보도|발행|나온|게재|작성|쓰)|발행일|게재일|보도\s*날짜|"
-                             r"\b(when\s+was\s+(it|this|the)\b.*\b(published|written)|publication\s+date)\b",
-                             re.I), False),
+    (
+        "author",
+        re.compile(
+            r"누가\s*(썼|작성)|쓴\s*(사람|이)|글쓴이|필자|저자|\b(who\s+wrote|written\s+by|author)\b", re.I
+        ),
+        False,
+    ),
+    (
+        "outlet",
+        re.compile(r"어디(서|에서)\s*(보도|냈|발행|실)|\b(published\s+by|which\s+(site|media))\b", re.I),
+        False,
+    ),
+    (
+        "published",
+        re.compile(
+            r"언제\s*(보도|발행|나온|게재|작성|쓰)|발행일|게재일|보도\s*날짜|"
+            r"\b(when\s+was\s+(it|this|the)\b.*\b(published|written)|publication\s+date)\b",
+            re.I,
+        ),
+        False,
+    ),
 )
 
 
@@ -57,11 +81,15 @@ def meta_question(question: str, hits: list[Hit], chunks: Sequence[Chunk]) -> Me
 
 
 def _span(value: str, hit: Hit, chunks: Sequence[Chunk]) -> tuple[Hit, tuple[int, int] | None]:
-    """The passage of the same article that writes ``value`` (its last occurrence), as a hit."""
-    doc_id = hit.chunk.doc_id
-    for ch in reversed([c for c in chunks if c.doc_id == doc_id]):
-        i = ch.text.rfind(value)
-        if i >= 0:
-            start = ch.start + i
-            return replace(hit, chunk=ch), (start, start + len(value))
+    """The passage of the same article that writes ``value``, as a hit, and the value's span.
+
+    A labelled header line ("매체: 바이라인네트워크", "Outlet: ...") is preferred, then
+    the first place the value is written.
+    """
+    doc_chunks = [c for c in chunks if c.doc_id == hit.chunk.doc_id]
+    for pattern in (re.compile(r"[\w ]{1,20}:\s*" + re.escape(value)), re.compile(re.escape(value))):
+        for ch in doc_chunks:
+            m = pattern.search(ch.text)
+            if m:
+                return replace(hit, chunk=ch), (ch.start + m.start(), ch.start + m.end())
     return hit, None

@@ -45,7 +45,7 @@ from rag.service import ApiError, Service
 
 log = logging.getLogger("rag.server")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LIMITED_PREFIXES = ("/api/", "/v1/")  # request bodies here are capped at max_body_bytes
+
 
 
 # ----------------------------------------------------------------- requests
@@ -94,10 +94,11 @@ def allowed_origins(settings: Settings) -> list[str]:
 
 
 class GuardMiddleware:
-    """Origin check for state-changing requests, body size limit, framing and sniffing headers."""
+    """Root path, origin check for state-changing requests, body size limit, framing headers."""
 
-    def __init__(self, app: ASGIApp, origins: list[str], max_body: int) -> None:
+    def __init__(self, app: ASGIApp, origins: list[str], max_body: int, root_path: str = "") -> None:
         self.app = app
+        self.root_path = root_path
         self.origins = set(origins)
         self.max_body = max_body
         ancestors = " ".join(["'self'", *origins]) if "*" not in self.origins else "*"
@@ -117,6 +118,10 @@ class GuardMiddleware:
         return bool(netloc) and netloc in {h.strip() for h in hosts}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.root_path and not scope.get("root_path"):
+            # the public sub-path (e.g. /chat) whichever server runs the app; requests may arrive with
+            # the prefix stripped by the proxy or not, Starlette routes both
+            scope["root_path"] = self.root_path
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -126,10 +131,7 @@ class GuardMiddleware:
             await self._reject(send, 403, f"requests from {origin} are not allowed; "
                                "add it to RAG_ALLOWED_ORIGINS")
             return
-        root, path = scope.get("root_path", ""), scope["path"]
-        if root and path.startswith(root):
-            path = path[len(root):]
-        if scope["method"] not in SAFE_METHODS and path.startswith(LIMITED_PREFIXES):
+        if scope["method"] not in SAFE_METHODS:  # every body: API, Gradio's queue, its upload route
             body = await self._read_body(receive, headers)
             if body is None:
                 await self._reject(send, 413, f"request body is larger than {self.max_body} bytes / "
@@ -182,6 +184,49 @@ class GuardMiddleware:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers + self.headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class PageLinksMiddleware:
+    """Makes the chat page's two root-absolute links relative, so a --root-path proxy serves them too.
+
+    Gradio's page template links ``/manifest.json`` and has no icon link (browsers then ask for
+    ``/favicon.ico``); under ``/chat/`` both would miss the proxy. Only ``GET /`` is touched; it is
+    asked for uncompressed so that it can be edited.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root, path = scope.get("root_path", ""), scope.get("path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        if scope["type"] != "http" or scope["method"] != "GET" or path not in ("", "/"):
+            await self.app(scope, receive, send)
+            return
+        scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k.lower() != b"accept-encoding"]}
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            hdrs = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            if any(k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in hdrs):
+                body = body.replace(b'href="/manifest.json"', b'href="./manifest.json"', 1)
+                body = body.replace(b"<head>", b'<head>\n<link rel="icon" href="./favicon.ico">', 1)
+            await send({**start, "headers": [*hdrs, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
 
 
 # ----------------------------------------------------------------- app
@@ -244,7 +289,7 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     service = Service(settings, retriever)
     origins = allowed_origins(settings)
     root = settings.root_path.rstrip("/")
-    app = FastAPI(title="rag: grounded news Q&A", version=__version__, root_path=root,
+    app = FastAPI(title="rag: grounded news Q&A", version=__version__,
                   description="Grounded Korean/English Q&A over news articles; every answer cites its "
                   "sources.\n\n근거 기반 한국어/영어 뉴스 질의응답.")
     app.state.service = service
@@ -252,7 +297,8 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials="*" not in origins,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
                        expose_headers=["Retry-After"])
-    app.add_middleware(GuardMiddleware, origins=origins, max_body=settings.max_body_bytes)
+    app.add_middleware(PageLinksMiddleware)
+    app.add_middleware(GuardMiddleware, origins=origins, max_body=settings.max_body_bytes, root_path=root)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:

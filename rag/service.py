@@ -201,7 +201,7 @@ class Service:
             return self._examples[lang]
         from rag.text import has_hangul
 
-        configured = [e.strip() for e in getattr(self.settings, "examples", "").split("|") if e.strip()]
+        configured = [e.strip() for e in self.settings.examples.split("|") if e.strip()]
         if configured:
             mine = [e for e in configured if has_hangul(e) == (lang == "ko")]
             out = mine or configured

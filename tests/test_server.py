@@ -20,11 +20,11 @@ from rag.config import Settings
 pytest.importorskip("fastapi")
 pytest.importorskip("gradio")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from rag.auth import Authenticator, RateLimiter, is_loopback, load_keys  # noqa: E402
-from rag.errors import RagError  # noqa: E402
-from rag.server import check_serve, create_app  # noqa: E402
+from rag.auth import Authenticator, RateLimiter, is_loopback, load_keys
+from rag.errors import RagError
+from rag.server import check_serve, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "test-key-0123456789abcdef"
@@ -153,7 +153,8 @@ def test_feedback_is_stored(client: TestClient, base: Settings) -> None:
 # ----------------------------------------------------------------- OpenAI client
 def _openai(client: TestClient, key: str = "unused") -> Any:
     openai = pytest.importorskip("openai")
-    return openai.OpenAI(base_url=str(client.base_url) + "/v1", api_key=key, http_client=client, max_retries=0)
+    return openai.OpenAI(base_url=str(client.base_url) + "/v1", api_key=key, http_client=client,
+                         max_retries=0)
 
 
 def test_openai_client_non_streaming(client: TestClient, seed_text: dict[str, str]) -> None:
@@ -216,7 +217,11 @@ def test_body_too_large_is_413(client: TestClient, base: Settings) -> None:
         for _ in range(base.max_body_bytes // 1000 + 2):
             yield b" " * 1000
 
-    _error(client.post("/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"}), 413)
+    json_type = {"content-type": "application/json"}
+    _error(client.post("/v1/chat/completions", content=chunks(), headers=json_type), 413)
+    # Gradio's own routes too (its upload route would otherwise take files of any size)
+    files = {"files": ("big.txt", b"x" * (base.max_body_bytes + 10), "text/plain")}
+    _error(client.post("/gradio_api/upload", files=files), 413)
 
 
 # ----------------------------------------------------------------- auth, 401 / 429
@@ -227,7 +232,8 @@ def test_api_key_mode(base: Settings, seed_retriever: Any, tmp_path: Path) -> No
     c = TestClient(create_app(s, seed_retriever))
     assert "Bearer" in _error(c.post("/api/search", json={"question": KO_Q}), 401)
     assert c.post("/api/search", json={"question": KO_Q}).headers["www-authenticate"] == "Bearer"
-    _error(c.post("/api/ask", json={"question": KO_Q}, headers={"Authorization": "Bearer wrong-key-000000000"}), 401)
+    wrong = {"Authorization": "Bearer wrong-key-000000000"}
+    _error(c.post("/api/ask", json={"question": KO_Q}, headers=wrong), 401)
     _error(c.get("/api/info"), 401)
     ok = c.post("/api/search", json={"question": KO_Q}, headers={"Authorization": f"Bearer {KEY}"})
     assert ok.status_code == 200
@@ -278,7 +284,7 @@ def test_auth_unit(tmp_path: Path) -> None:
         Authenticator(Settings(auth="api-key"))
     with pytest.raises(RagError, match="shorter than 16"):
         load_keys(Settings(api_keys="short"))
-    with pytest.raises(RagError, match="nope.txt"):
+    with pytest.raises(RagError, match=r"nope\.txt"):
         load_keys(Settings(api_keys_file=str(tmp_path / "nope.txt")))
     with pytest.raises(RagError, match="not an IP"):
         Authenticator(Settings(auth="trusted-header", trusted_proxies="proxy.local"))

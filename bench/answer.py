@@ -1,0 +1,95 @@
+"""Extractive ``ask`` latency (model loaded), on the shipped corpus and on Belebele ko.
+
+Each corpus is indexed into a temporary folder first (not timed), the model is
+warmed up with one question, then every question is answered once through
+:func:`rag.answer.answer` with the LLM switched off. Prints one JSON object:
+
+    python bench/answer.py [--n 200] [--shared ../shared]
+
+Timings are wall-clock per question (retrieval, sentence scoring, abstention
+decision and formatting); p95 is the 95th percentile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.answer import answer  # noqa: E402
+from rag.config import Settings  # noqa: E402
+from rag.embed import load_embedder  # noqa: E402
+from rag.index import build_index  # noqa: E402
+from rag.retrieve import Retriever  # noqa: E402
+
+
+def _questions(path: Path, n: int, seed: int = 0) -> list[str]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    random.Random(seed).shuffle(rows)
+    return [r["question"] for r in rows[:n]]
+
+
+def _bench(settings: Settings, corpus: list[Path], questions: list[str], embedder: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        report = build_index(settings, corpus, Path(tmp) / "index", progress=False, embedder=embedder)
+        retriever = Retriever.open(settings, Path(tmp) / "index")
+        answer(retriever, "워밍업 질문입니다. warm-up question", settings=settings)
+        times, abstained = [], 0
+        for q in questions:
+            t0 = time.perf_counter()
+            a = answer(retriever, q, settings=settings)
+            times.append((time.perf_counter() - t0) * 1000)
+            abstained += a.abstained
+    ms = sorted(times)
+    return {
+        "passages": report.chunks,
+        "questions": len(ms),
+        "p50_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 1),
+        "max_ms": round(ms[-1], 1),
+        "abstained": abstained,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=200, help="questions per set (default 200)")
+    p.add_argument("--shared", default=str(ROOT.parent / "shared"), help="folder holding eval/")
+    args = p.parse_args()
+    settings = replace(Settings.from_env(), llm_base_url="")  # extractive only
+    embedder = load_embedder(settings)
+    shared = Path(args.shared)
+    import torch
+
+    out: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "mode": "extractive",
+    }
+    seed_qs = [
+        *_questions(shared / "eval" / "seed" / "questions.jsonl", args.n),
+        *_questions(ROOT / "eval" / "offtopic.jsonl", args.n),
+    ]
+    out["shipped_corpus"] = _bench(settings, [ROOT / "corpus"], seed_qs, embedder)
+    ko = shared / "eval" / "belebele" / "ko"
+    if ko.is_dir():
+        out["belebele_ko"] = _bench(
+            settings, [ko / "corpus.jsonl"], _questions(ko / "queries.jsonl", args.n), embedder
+        )
+    print(json.dumps(out, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""Answer metrics: accuracy, abstention rates, follow-up retrieval, over JSONL sets.
+
+- :func:`evaluate_answers` (``rag eval --answers``): for each query an answer is
+  produced; an answerable query is *correct* when the answer is not an
+  abstention and contains one of its ``answer_any`` (or ``answers``) strings;
+  ``"answerable": false`` queries are correct when the answer abstains.
+- :func:`evaluate_dialogues` (``python -m rag.answer_eval dialogues FILE``): each
+  line is ``{"id","lang","turns":[{"question","evidence"}]}``; every turn after
+  the first is asked with the real earlier turns (questions and the answers this
+  system gave) as history, and counts as a hit when one of the top-3 retrieved
+  passages for the resolved question contains one of its ``evidence`` strings.
+
+Both report per language. This module only measures; it changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.answer import answer
+from rag.config import Settings
+from rag.records import Answer, Turn
+from rag.retrieve import Retriever
+from rag.text import detect_lang
+
+
+def _contains(a: Answer, golds: Sequence[str]) -> bool:
+    text = a.answer.casefold()
+    return any(g and g.casefold() in text for g in golds)
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    graded = [r for r in ans if r["golds"]]
+    out: dict[str, Any] = {"n": len(rows)}
+    out["answerable"] = {
+        "n": len(ans),
+        "abstain_rate": _rate(sum(r["abstained"] for r in ans), len(ans)),
+        "graded": len(graded),
+        "accuracy": _rate(sum(r["correct"] for r in graded), len(graded)),
+    }
+    out["unanswerable"] = {"n": len(una), "abstain_rate": _rate(sum(r["abstained"] for r in una), len(una))}
+    return out
+
+
+def evaluate_answers(
+    retriever: Retriever, queries: list[dict[str, Any]], settings: Settings
+) -> dict[str, Any]:
+    """Accuracy and abstention rates, overall and per question language.
+
+    Args:
+        queries: ``{"id","question", "answerable"?, "answer_any"? | "answers"?, "lang"?}`` dicts.
+    """
+    rows: list[dict[str, Any]] = []
+    times: list[float] = []
+    for q in queries:
+        question = str(q.get("question", ""))
+        t0 = time.perf_counter()
+        a = answer(retriever, question, settings=settings)
+        times.append(time.perf_counter() - t0)
+        golds = [str(g) for g in (q.get("answer_any") or q.get("answers") or [])]
+        answerable = bool(q.get("answerable", True))
+        correct = (not a.abstained and _contains(a, golds)) if answerable else a.abstained
+        rows.append(
+            {
+                "id": str(q.get("id", len(rows) + 1)),
+                "lang": q.get("lang") or detect_lang(question),
+                "answerable": answerable,
+                "abstained": a.abstained,
+                "golds": golds,
+                "correct": correct,
+            }
+        )
+    result = _summary(rows)
+    langs = sorted({r["lang"] for r in rows})
+    result["by_lang"] = {lang: _summary([r for r in rows if r["lang"] == lang]) for lang in langs}
+    result["wrong"] = [r["id"] for r in rows if (r["golds"] or not r["answerable"]) and not r["correct"]][:50]
+    if times:
+        ms = sorted(t * 1000 for t in times)
+        result["latency_ms"] = {
+            "p50": round(ms[len(ms) // 2], 1),
+            "p95": round(ms[int(0.95 * (len(ms) - 1))], 1),
+        }
+    return result
+
+
+def evaluate_dialogues(
+    retriever: Retriever, dialogues: list[dict[str, Any]], settings: Settings, k: int = 3
+) -> dict[str, Any]:
+    """Share of follow-up turns whose evidence is in the top ``k`` passages (see module docstring)."""
+    from rag.evidence import gather
+
+    rows: list[dict[str, Any]] = []
+    for d in dialogues:
+        history: list[Turn] = []
+        for i, turn in enumerate(d["turns"]):
+            question = turn["question"]
+            if i > 0:
+                ev = gather(retriever, question, history, settings)
+                top = ev.hits[:k] if ev.hits else retriever.search(ev.resolved, k=k)
+                hit = any(e in h.chunk.text for h in top for e in turn.get("evidence", []))
+                rows.append(
+                    {
+                        "id": f"{d['id']}#{i + 1}",
+                        "lang": d.get("lang") or detect_lang(question),
+                        "hit": hit,
+                        "resolved": ev.resolved,
+                    }
+                )
+            a = answer(retriever, question, history, settings)
+            history += [Turn("user", question), Turn("assistant", a.answer)]
+
+    def summary(rs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"n": len(rs), f"hit@{k}": _rate(sum(r["hit"] for r in rs), len(rs))}
+
+    langs = sorted({r["lang"] for r in rows})
+    return {
+        "dialogues": len(dialogues),
+        "followups": summary(rows),
+        "by_lang": {lang: summary([r for r in rows if r["lang"] == lang]) for lang in langs},
+        "misses": [{"id": r["id"], "resolved": r["resolved"]} for r in rows if not r["hit"]],
+    }
+
+
+def _read_jsonl(path: str) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rag.answer_eval {answers|dialogues} FILE [--index DIR]``: JSON to stdout."""
+    p = argparse.ArgumentParser(prog="python -m rag.answer_eval", description=main.__doc__)
+    p.add_argument("kind", choices=["answers", "dialogues"])
+    p.add_argument("file")
+    p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or ./index)")
+    args = p.parse_args(argv)
+    settings = Settings.from_env(index_dir=args.index)
+    retriever = Retriever.open(settings, settings.index_dir)
+    rows = _read_jsonl(args.file)
+    fn = evaluate_answers if args.kind == "answers" else evaluate_dialogues
+    json.dump(fn(retriever, rows, settings), sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Extractive answers on real retrieval: citations, quotes, abstention, languages, streaming."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.answer import ABSTAIN, SOURCE_LANG_NOTE, answer, stream_answer
+from rag.answer_eval import evaluate_answers
+from rag.config import Settings
+from rag.corpus import load_corpus
+from rag.index import build_index
+from rag.records import Answer
+from rag.retrieve import Filters, Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_QUESTIONS = ROOT.parent / "shared" / "eval" / "seed" / "questions.jsonl"
+
+RAIN = (
+    "2일 부산에 시간당 80mm가 넘는 폭우가 쏟아져 도심 터널 세 곳이 통제됐다. "
+    "부산시는 오후 3시 재난문자를 보내 외출 자제를 당부했다.\n\n"
+    "기상청은 비가 3일 오전까지 이어질 것으로 내다봤다. 해운대구 일부 도로는 침수돼 차량 통행이 금지됐다.\n"
+)
+CHIPS = (
+    "South Korea's semiconductor exports rose 21 percent in February from a year earlier, "
+    "the trade ministry said on Monday.\n\n"
+    "Memory makers benefited from strong demand for high-bandwidth memory used in AI servers. "
+    "Shipments to China fell for a third month.\n"
+)
+SMALL = {
+    "rain.md": "---\ntitle: 부산 폭우로 도심 터널 통제\noutlet: 테스트일보\nauthor: 김하늘\n"
+    "published: 2024-08-02\n---\n\n" + RAIN,
+    "chips.md": "---\ntitle: Chip exports rebound on AI demand\noutlet: Test Herald\nauthor: Jane Roe\n"
+    "published: 2025-03-10\n---\n\n" + CHIPS,
+}
+
+
+def _docs(paths: list[Path]) -> dict[str, str]:
+    return {d.doc_id: d.text for d in load_corpus(paths).documents}
+
+
+@pytest.fixture(scope="module")
+def small(
+    tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Any
+) -> tuple[Retriever, dict]:
+    tmp = tmp_path_factory.mktemp("answers")
+    folder = tmp / "corpus"
+    folder.mkdir()
+    for name, text in SMALL.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    build_index(settings, [folder], tmp / "index", progress=False, embedder=embedder)
+    return Retriever.open(settings, tmp / "index"), _docs([folder])
+
+
+@pytest.fixture(scope="module")
+def seed_docs() -> dict[str, str]:
+    return _docs([ROOT / "corpus"])
+
+
+def assert_grounded(a: Answer, docs: dict[str, str], max_quotes: int = 3) -> None:
+    """Every citation quotes its document exactly and every marker has a citation."""
+    assert not a.abstained
+    assert 1 <= len(a.citations) <= max_quotes
+    for c in a.citations:
+        assert docs[c.doc_id][c.start : c.end] == c.quote
+        assert c.quote and c.quote in c.passage
+        assert docs[c.doc_id][c.passage_start : c.passage_start + len(c.passage)] == c.passage
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", a.answer)}
+    assert markers == {c.n for c in a.citations}
+    assert [c.n for c in a.citations] == list(range(1, len(a.citations) + 1))
+
+
+def test_korean_answer_quotes_source_sentences(small: tuple[Retriever, dict]) -> None:
+    retriever, docs = small
+    a = answer(retriever, "부산 폭우로 통제된 터널은 몇 곳인가?")
+    assert_grounded(a, docs)
+    assert a.lang == "ko" and a.mode == "extractive"
+    assert "터널 세 곳이 통제됐다" in a.answer
+    first = a.citations[0]
+    assert first.doc_id == "rain" and first.outlet == "테스트일보" and first.title.startswith("부산 폭우")
+    # a sentence is cited, not the whole passage
+    assert len(first.quote) < len(first.passage)
+    assert a.sentences and all(s.supported and s.citations for s in a.sentences)
+
+
+def test_english_answer_and_json_contract(small: tuple[Retriever, dict]) -> None:
+    retriever, docs = small
+    a = answer(retriever, "How much did semiconductor exports rise in February?")
+    assert_grounded(a, docs)
+    assert "21 percent" in a.answer and a.lang == "en"
+    j = json.loads(json.dumps(a.to_json(), ensure_ascii=False))
+    assert {"id", "question", "lang", "answer", "abstained", "citations", "sentences"} <= set(j)
+    assert {"n", "doc_id", "chunk_id", "title", "url", "quote", "start", "end"} <= set(j["citations"][0])
+    assert set(j["sentences"][0]) == {"text", "citations", "supported"}
+
+
+def test_quotes_follow_source_order_and_markers_follow_sentences(small: tuple[Retriever, dict]) -> None:
+    retriever, _ = small
+    a = answer(retriever, "부산 폭우 피해와 기상청 전망은?")
+    starts = [(c.doc_id, c.start) for c in a.citations]
+    assert starts == sorted(starts)
+    for c in a.citations:  # each quote is immediately followed by its marker
+        assert f"{c.quote} [{c.n}]" in a.answer
+
+
+def test_english_question_over_korean_source_quotes_korean(small: tuple[Retriever, dict]) -> None:
+    retriever, docs = small
+    a = answer(retriever, "How many tunnels were closed in Busan because of the heavy rain?")
+    assert_grounded(a, docs)
+    assert a.lang == "en"
+    assert a.answer.startswith(SOURCE_LANG_NOTE[("en", "ko")])
+    for c in a.citations:  # quoted as written, in Korean: no invented translation
+        assert re.search("[가-힣]", c.quote)
+        assert c.quote in a.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "lang"),
+    [("오늘 저녁 메뉴로 김치찌개 끓이는 법 알려줘", "ko"), ("Who won the Super Bowl last year?", "en")],
+)
+def test_abstains_in_the_question_language(small: tuple[Retriever, dict], question: str, lang: str) -> None:
+    retriever, _ = small
+    a = answer(retriever, question)
+    assert a.abstained and a.citations == () and a.answer == ABSTAIN[lang] and a.lang == lang
+
+
+def test_filters_that_exclude_everything_abstain(small: tuple[Retriever, dict]) -> None:
+    retriever, _ = small
+    a = answer(retriever, "부산 폭우로 통제된 터널은?", filters=Filters(outlet="없는 매체"))
+    assert a.abstained and not a.citations
+
+
+def test_metadata_question_cites_the_header(small: tuple[Retriever, dict]) -> None:
+    retriever, docs = small
+    a = answer(retriever, "Which outlet published the article about chip exports?")
+    assert_grounded(a, docs)
+    assert "Test Herald" in a.answer and a.citations[0].doc_id == "chips"
+
+
+def test_stream_yields_deltas_then_one_answer(small: tuple[Retriever, dict]) -> None:
+    retriever, _ = small
+    events = list(stream_answer(retriever, "부산 폭우 피해와 기상청 전망은?"))
+    assert [e["type"] for e in events[:-1]] == ["delta"] * (len(events) - 1)
+    assert events[-1]["type"] == "answer" and len(events) >= 2
+    final: Answer = events[-1]["answer"]
+    assert "".join(e["text"] for e in events[:-1]) == final.answer
+
+
+def test_empty_question_abstains(small: tuple[Retriever, dict]) -> None:
+    retriever, _ = small
+    a = answer(retriever, "   ")
+    assert a.abstained and not a.citations
+
+
+# ------------------------------------------------------------------ seed article
+
+
+def _seed() -> list[dict[str, Any]]:
+    if not SEED_QUESTIONS.is_file():
+        return []
+    return [
+        json.loads(line) for line in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+
+
+@pytest.mark.skipif(not SEED_QUESTIONS.is_file(), reason="../shared/eval is not present")
+@pytest.mark.parametrize("q", _seed(), ids=lambda q: q["id"])
+def test_seed_questions(seed_retriever: Retriever, seed_docs: dict[str, str], q: dict[str, Any]) -> None:
+    a = answer(seed_retriever, q["question"])
+    if not q["answerable"]:
+        assert a.abstained and not a.citations, a.answer
+        return
+    assert_grounded(a, seed_docs)
+    assert any(g in a.answer for g in q["answer_any"]), a.answer
+
+
+def test_overlapping_passages_are_not_quoted_twice(seed_retriever: Retriever) -> None:
+    for question in ("KT 컨소시엄에 참여한 기관은?", "모티프테크놀로지스는 언제 출범했나?"):
+        a = answer(seed_retriever, question)
+        spans = sorted((c.start, c.end) for c in a.citations)
+        assert all(e1 <= s2 for (_, e1), (s2, _) in itertools.pairwise(spans)), spans
+
+
+def test_offtopic_set_abstains(seed_retriever: Retriever, settings: Settings) -> None:
+    rows = [
+        json.loads(x) for x in (ROOT / "eval" / "offtopic.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(rows) >= 60 and {r["lang"] for r in rows} == {"ko", "en"}
+    result = evaluate_answers(seed_retriever, rows, settings)
+    assert result["unanswerable"]["abstain_rate"] >= 0.9, result["wrong"]
