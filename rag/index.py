@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -100,9 +101,11 @@ class Index:
             )
         return self._vectors
 
-    def dense_search(self, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def dense_search(
+        self, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` rows by inner product; ``allowed`` restricts to those row ids."""
-        import faiss
+        faiss: Any = importlib.import_module("faiss")  # untyped SWIG module
 
         n = self.faiss_index.ntotal
         k = min(k, n if allowed is None else len(allowed))
@@ -165,7 +168,8 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
     try:
         fx = faiss.read_index(str(path / "vectors.faiss"))
     except RuntimeError as e:
-        raise IndexStoreError(f"{path / 'vectors.faiss'} cannot be read ({str(e).splitlines()[0]}): {REBUILD_HINT}") from None
+        first = str(e).splitlines()[0] if str(e) else "unreadable"
+        raise IndexStoreError(f"{path / 'vectors.faiss'} cannot be read ({first}): {REBUILD_HINT}") from None
     dim = int(manifest["embedding"]["dim"])
     if fx.d != dim:
         raise IndexStoreError(f"{path / 'vectors.faiss'} has dimension {fx.d}, manifest says {dim}: {REBUILD_HINT}")
@@ -350,7 +354,7 @@ def _vectors_for(
 
 
 def _faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, str]:
-    import faiss
+    faiss: Any = importlib.import_module("faiss")
 
     n, dim = vectors.shape
     if n > settings.ann_threshold:
