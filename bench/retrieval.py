@@ -89,7 +89,7 @@ def synthetic(settings: Settings, tmp: Path, n: int, n_queries: int) -> dict[str
     """A 100k-passage index: real words, synthetic vectors (embedding 100k passages takes hours here)."""
     rng = np.random.default_rng(0)
     seed_words = " ".join(p.read_text(encoding="utf-8") for p in (ROOT / "corpus").glob("*.md")).split()
-    en_words = "market government company report growth energy city police court school river election".split()
+    en_words = ["market", "government", "company", "report", "growth", "energy", "city", "police"]
     vocab = np.array(seed_words + en_words * 20)
     embedder = load_embedder(settings)
     dim, latent = embedder.dim, 64
