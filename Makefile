@@ -35,7 +35,7 @@ index: setup
 # Browser tests drive Debian's chromium; install it when missing and we may.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || \
 		echo "chromium not installed: browser tests will be skipped"; }
 
 lint: setup

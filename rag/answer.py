@@ -128,12 +128,18 @@ def _run(
 
 
 def _pieces(a: Answer) -> list[str]:
-    """The answer text cut after each marker, so a stream shows it sentence by sentence."""
-    parts = re.split(r"(?<=\])\s+|(?<=:)\n", a.answer)
-    out = []
-    for i, p in enumerate(parts):
-        out.append(p if i == len(parts) - 1 else p + ("\n" if p.endswith(":") else " "))
-    return [p for p in out if p]
+    """The answer text cut after each marker, so a stream shows it sentence by sentence.
+
+    The pieces concatenate to exactly ``a.answer``.
+    """
+    text = a.answer
+    cuts = [m.end() for m in re.finditer(r"\[\d+\]\s*|:\n", text)] + [len(text)]
+    out, prev = [], 0
+    for cut in cuts:
+        if cut > prev:
+            out.append(text[prev:cut])
+            prev = cut
+    return out
 
 
 # ------------------------------------------------------------------ extractive

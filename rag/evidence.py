@@ -127,6 +127,7 @@ def gather(
     if not resolved.strip():
         ev.reason = "empty question"
         return ev
+    retriever = _memoized(retriever)
     ev.hits = retriever.search(resolved, k=settings.top_k, filters=filters)
     if not ev.hits:
         ev.reason = "no passages"
@@ -149,6 +150,50 @@ def gather(
         ev.sources = _sources(ev.hits, cos)
         _score(ev, embedder)
     return ev
+
+
+class _QueryMemo:
+    """The retriever's embedder, remembering the last few query vectors.
+
+    Retrieval embeds the question and so does the answerer (it needs the vector
+    for absolute cosines): with this wrapper that is one model call, not two.
+    """
+
+    def __init__(self, inner: Any, size: int = 32) -> None:
+        self._inner = inner
+        self._size = size
+        self._memo: dict[str, np.ndarray] = {}
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) != 1:
+            return np.asarray(self._inner.encode_queries(texts))
+        vec = self._memo.get(texts[0])
+        if vec is None:
+            vec = np.asarray(self._inner.encode_queries(list(texts)))[0]
+            if len(self._memo) >= self._size:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[texts[0]] = vec
+        return vec[None, :]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+_MEMO: dict[int, tuple[Retriever, Retriever]] = {}
+
+
+def _memoized(retriever: Retriever) -> Retriever:
+    """A retriever over the same index whose embedder remembers query vectors (one per retriever)."""
+    if isinstance(retriever.embedder, _QueryMemo):
+        return retriever
+    cached = _MEMO.get(id(retriever))
+    if cached is None or cached[0] is not retriever or cached[1].index is not retriever.index:
+        view = Retriever(retriever.index, _QueryMemo(retriever.embedder), retriever.settings, retriever.fusion)
+        cached = (retriever, view)
+        if len(_MEMO) > 8:
+            _MEMO.clear()
+        _MEMO[id(retriever)] = cached
+    return cached[1]
 
 
 def _rows(retriever: Retriever) -> dict[str, int]:

@@ -38,6 +38,7 @@ pytest.importorskip("gradio")
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
+from fake_llm import FakeLLM  # noqa: E402
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
@@ -153,12 +154,17 @@ def stack(settings: Settings, seed_index: Path, embedder: Any,
     servers["sub"] = sub
     servers["proxy"] = _start(_proxy(sub.url, "/chat", proxy_log))
     servers["locked"] = _start(create_app(replace(base, auth="api-key", api_keys=KEY), retriever))
+    llm = FakeLLM().start()  # LLM mode: one supported and one invented sentence
+    # the passage numbering depends on retrieval: the true sentence cites all three
+    llm.reply = "KT 컨소시엄에는 경찰청이 참여했다 [1][2][3]. 이 컨소시엄은 화성에 우주 기지를 세웠다 [1]."
+    servers["llm"] = _start(create_app(replace(base, llm_base_url=llm.base_url, llm_model="fake"), retriever))
     yield {"servers": servers, "urls": {k: v.url for k, v in servers.items()}, "proxy_log": proxy_log,
            "data": Path(base.data_dir)}
     for r in servers.values():
         r.server.should_exit = True
     for r in servers.values():
         r.thread.join(timeout=5)
+    llm.stop()
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +370,17 @@ def test_markup_in_articles_and_questions_stays_text(session: Session, stack: di
     assert not [h for h in hrefs if not h.startswith(("http://", "https://", "#", "./", "/"))], hrefs
     assert page.locator("#rag-chat script, #rag-panel script, #rag-chat img[onerror]").count() == 0
     session.shot("xss")
+
+
+def test_llm_answer_marks_unsupported_sentences(session: Session, stack: dict[str, Any]) -> None:
+    page = session.page
+    open_chat(page, stack["urls"]["llm"] + "/")
+    msg = ask(page, KO_Q)
+    bad = msg.locator(".rag-unsupported")
+    assert bad.count() == 1, msg.inner_html()[-700:]
+    assert "화성" in bad.inner_text() and "경찰청" not in bad.inner_text()
+    assert msg.locator(".rag-legend").is_visible() and msg.locator(".rag-cite").count() >= 2
+    session.shot("llm-unsupported")
 
 
 # ----------------------------------------------------------------- embedding

@@ -29,9 +29,7 @@ def server() -> Iterator[FakeLLM]:
 
 
 def _client(server: FakeLLM, **kw: object) -> LLMClient:
-    settings = Settings(
-        llm_base_url=server.base_url, llm_model="tiny", llm_api_key="sk-test", llm_timeout=2.0
-    )
+    settings = Settings(llm_base_url=server.base_url, llm_model="tiny", llm_api_key="sk-test", llm_timeout=2.0)
     client = LLMClient.from_settings(settings)
     assert client is not None
     return LLMClient(**{**client.__dict__, **kw})  # type: ignore[arg-type]
@@ -128,9 +126,7 @@ def _llm_settings(base: Settings, server: FakeLLM, timeout: float = 3.0) -> Sett
     return replace(base, llm_base_url=server.base_url, llm_model="tiny", llm_timeout=timeout, llm_retries=0)
 
 
-def test_llm_answer_is_checked_and_cited(
-    seed_retriever: Retriever, settings: Settings, server: FakeLLM
-) -> None:
+def test_llm_answer_is_checked_and_cited(seed_retriever: Retriever, settings: Settings, server: FakeLLM) -> None:
     server.reply = (
         "KT는 경찰청과 솔트룩스 등 18개 기관으로 컨소시엄을 구성했습니다 [1]. "
         "KT는 2030년까지 우주 정거장을 건설할 예정입니다 [1]."
@@ -161,9 +157,7 @@ def test_llm_streaming_yields_tokens_then_checked_answer(
     seed_retriever: Retriever, settings: Settings, server: FakeLLM
 ) -> None:
     server.reply = "카카오는 자체 개발 LLM ‘카나나’로 참여했으나 탈락했다 [1]."
-    events = list(
-        stream_answer(seed_retriever, "카카오의 자체 개발 LLM은?", settings=_llm_settings(settings, server))
-    )
+    events = list(stream_answer(seed_retriever, "카카오의 자체 개발 LLM은?", settings=_llm_settings(settings, server)))
     deltas = [e["text"] for e in events if e["type"] == "delta"]
     assert len(deltas) > 2 and "".join(deltas) == server.reply
     assert [e["type"] for e in events].count("answer") == 1 and events[-1]["type"] == "answer"
@@ -172,9 +166,7 @@ def test_llm_streaming_yields_tokens_then_checked_answer(
     assert server.last["stream"] is True
 
 
-def test_llm_refusal_becomes_abstention(
-    seed_retriever: Retriever, settings: Settings, server: FakeLLM
-) -> None:
+def test_llm_refusal_becomes_abstention(seed_retriever: Retriever, settings: Settings, server: FakeLLM) -> None:
     server.reply = "기사에서 관련 근거를 찾지 못했습니다."
     a = answer(seed_retriever, "KT 컨소시엄에 참여한 기관은?", settings=_llm_settings(settings, server))
     assert a.abstained and a.mode == "llm" and a.citations == ()
@@ -199,7 +191,6 @@ def test_llm_failures_fall_back_to_extractive(
         from dataclasses import replace
 
         s = replace(s, llm_base_url="http://127.0.0.1:9/v1")
-    t0 = time.monotonic()
     for stream in (False, True):
         if stream:
             events = list(stream_answer(seed_retriever, "KT 컨소시엄에 참여한 공공기관은?", settings=s))
@@ -208,7 +199,8 @@ def test_llm_failures_fall_back_to_extractive(
             a = answer(seed_retriever, "KT 컨소시엄에 참여한 공공기관은?", settings=s)
         assert a.mode == "extractive" and a.notice and not a.abstained
         assert "경찰청" in a.answer and a.citations
-    assert time.monotonic() - t0 < 12
+        if failure == "slow":  # the client gave up after RAG_LLM_TIMEOUT, it did not wait for the reply
+            assert "within 0.5 s" in a.extra["llm_error"]
 
 
 def test_llm_not_called_when_evidence_is_missing(
@@ -227,9 +219,7 @@ def test_injected_instructions_stay_inside_the_data_block(
     build_index(settings, [folder], tmp_path / "index", progress=False, embedder=embedder)
     retriever = Retriever.open(settings, tmp_path / "index")
     server.reply = "HACKED"
-    a = answer(
-        retriever, "What did Acme Robotics report for the quarter?", settings=_llm_settings(settings, server)
-    )
+    a = answer(retriever, "What did Acme Robotics report for the quarter?", settings=_llm_settings(settings, server))
     system, user = (m["content"] for m in server.last["messages"])
     assert "Ignore previous instructions" not in system
     i = user.index("Ignore previous instructions")
