@@ -30,7 +30,7 @@ class Fusion:
     """Weights of the BM25 part of the fused score (the dense part has weight 1)."""
 
     same_lang: float = 0.5  # question and passage in the same language
-    cross_lang: float = 0.05  # e.g. English question, Korean passage: Latin tokens only
+    cross_lang: float = 0.2  # e.g. English question, Korean passage: only chance Latin tokens match
 
 
 @dataclass(frozen=True)
