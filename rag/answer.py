@@ -22,6 +22,7 @@ the document's metadata, citing the credit line when the text has one.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 
@@ -30,6 +31,8 @@ from rag.errors import LLMError
 from rag.evidence import Evidence, Source, gather
 from rag.records import Answer, Citation, Sentence, Turn
 from rag.retrieve import Filters, Retriever
+
+log = logging.getLogger(__name__)
 
 ABSTAIN = {
     "ko": "기사에서 관련 근거를 찾지 못했습니다.",
@@ -115,6 +118,11 @@ def _run(
         except LLMError as e:
             llm_result, notice = None, NOTICE_LLM_FAILED[ev.lang]
             ev.extra["llm_error"] = str(e)
+            log.warning("LLM answer failed, answering extractively: %s", e)
+        except Exception as e:  # a bug in the optional path must not cost the user the answer
+            llm_result, notice = None, NOTICE_LLM_FAILED[ev.lang]
+            ev.extra["llm_error"] = f"{type(e).__name__}: {e}"
+            log.exception("LLM answer failed unexpectedly, answering extractively")
         else:
             if llm_result is None:
                 notice = NOTICE_LLM_UNVERIFIED[ev.lang]

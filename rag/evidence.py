@@ -6,16 +6,22 @@ passages), scores each sentence against the question and decides whether the
 evidence is strong enough to answer at all. The answer writers in
 :mod:`rag.answer` and :mod:`rag.llm_answer` only format what it found.
 
-Scores (all absolute, so one threshold works for every query):
+Abstention looks at passages, with absolute cosines of the question vector
+(:class:`Calibration`, thresholds chosen on whole sets: the seed questions,
+Belebele ko/en and the off-topic set; see ``docs/answers.md``).
+
+Sentences are then ranked by
 
 - ``lex``: weighted share of the question's morphemes, numbers and names found
   in the sentence (:func:`rag.support.overlap`);
 - ``cos``: cosine of the question with the sentence's passage (stored vectors);
-- ``sem``: cosine of the question with the sentence itself, computed for the
-  ``SEM_TOP`` best sentences only (embedding is the expensive step on CPU).
-
-The abstention thresholds in :data:`CALIBRATION` were chosen on whole sets
-(seed questions, Belebele ko/en, the off-topic set): see ``docs/answers.md``.
+- ``sem``: cosine of the question with the sentence itself; computed only when
+  the sentence is in another language than the question (then words cannot
+  match), for the ``SEM_TOP`` best candidates, because embedding is the
+  expensive step on CPU; measured on the seed and dialogue questions it did not
+  help same-language questions;
+- ``fit``: whether the sentence holds the kind of answer asked for (a number,
+  a date, a name).
 """
 
 from __future__ import annotations
@@ -58,8 +64,8 @@ class Calibration:
 
 
 CALIBRATION = Calibration()
-SEM_TOP = 6  # sentences embedded per question (about 4 ms each on 2 CPU cores)
-W_LEX, W_SEM, W_COS = 1.0, 4.0, 2.0  # sentence ranking: semantic distances are small numbers
+SEM_TOP = 12  # sentences embedded for a question in another language than its passages
+W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
 W_FIT = 0.25  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name)
 MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
 MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
@@ -107,7 +113,7 @@ class Evidence:
         return sorted(chosen, key=lambda s: (s.hit.chunk.doc_id, s.start))
 
 
-SELECT_MARGIN = 0.6  # a second or third quote must score within this of the best one
+SELECT_MARGIN = 0.3  # a second or third quote must score within this of the best one
 
 
 def gather(
@@ -228,30 +234,51 @@ def _sources(hits: list[Hit], cos: list[float]) -> list[Source]:
             if any(d == ch.doc_id and start < e and s < end for d, s, e in seen):
                 continue  # the same sentence (or part of it) from an overlapping passage
             seen.append((ch.doc_id, start, end))
+            if _is_header(text, hit.title):
+                continue  # the headline and metadata line answer nothing by themselves
             lang = detect_lang(text) or ch.lang
             out.append(Source(hit, i, a, b, start, end, text, lang, cos=c))
     return out
 
 
 _WORDY_RE = re.compile(r"\w")
+# the metadata line rag.corpus puts under the headline ("매체: ... | 기자: ...", "Outlet: ... | Author: ...")
+_META_LINE_RE = re.compile(r"^(매체|기자|날짜|Outlet|Author|Published)\s*:")
+
+
+def _is_header(text: str, title: str) -> bool:
+    text = text.strip()
+    if _META_LINE_RE.match(text):
+        return True
+    if title and text.startswith(title.strip()):
+        rest = text[len(title.strip()) :].strip()
+        return not rest or bool(_META_LINE_RE.match(rest))
+    return False
 
 
 def _score(ev: Evidence, embedder: Any) -> None:
-    q = token_set(ev.resolved)
+    """Rank the source sentences (module docstring); only cross-language questions embed sentences."""
+    own = token_set(ev.question)
+    context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
     wants = answer_type(ev.resolved)
     for s in ev.sources:
         wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
-        s.lex = overlap(q, token_set(s.text)) if wordy else 0.0
+        s.lex = overlap(own, token_set(s.text), context) if wordy else 0.0
         s.fit = _fits(wants, s.text, ev.resolved) if wordy else 0.0
         s.score = W_LEX * s.lex + W_COS * s.cos + W_FIT * s.fit
-    top = sorted(ev.sources, key=lambda s: -s.score)[:SEM_TOP]
-    top = [s for s in top if len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
+    cross = [s for s in ev.sources if s.lang != ev.lang and len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
+    top = sorted(cross, key=lambda s: -s.score)[:SEM_TOP]
     if top:
         svecs = embedder.encode_passages([s.text for s in top])
         for s, v in zip(top, svecs, strict=True):
             s.sem = float(v @ ev.qvec)
     for s in ev.sources:
-        sem = s.sem if s.sem is not None else s.cos - 0.1  # unembedded: assume weaker than its passage
+        if s.sem is not None:
+            sem = s.sem
+        elif s.lang == ev.lang:
+            sem = s.cos  # words can be compared: the passage's cosine is enough
+        else:
+            sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
         s.score = W_LEX * s.lex + W_SEM * sem + W_COS * s.cos + W_FIT * s.fit
 
 

@@ -172,7 +172,9 @@ def _has_signal(question: str) -> bool:
 
 
 def _first_sentence(text: str) -> str:
-    text = text.strip()
+    """The first cited sentence of an answer (a line without a marker is a note, not a claim)."""
+    cited = [line for line in text.splitlines() if re.search(r"\[\d+\]", line)]
+    text = (cited[0] if cited else text).strip()
     m = re.search(r"(?<=[.!?。])\s|\[\d+\]", text)
     return text[: m.end()] if m else text
 
@@ -217,6 +219,8 @@ def _ko_names(text: str) -> list[tuple[int, str]]:
     for t in kiwi().tokenize(text):
         tag = str(t.tag)
         start, end = int(t.start), int(t.start) + int(t.len)
+        if tag == "SL" and not _latin_name(t.form):
+            continue  # Latin words that are not names ("the", "source") end a run and start none
         if tag in {"NNP", "SL", "SH"} or (tag == "SN" and runs and runs[-1][1] == start):
             if runs and text[runs[-1][1] : start] in {"", " ", "-"}:
                 runs[-1] = (runs[-1][0], end)
@@ -232,6 +236,10 @@ def _ko_names(text: str) -> list[tuple[int, str]]:
             continue
         out.append((a, name))
     return out
+
+
+def _latin_name(word: str) -> bool:
+    return any(ch.isupper() or ch.isdigit() for ch in word) and word.lower() not in _EN_STARTERS
 
 
 def _common(word: str) -> bool:

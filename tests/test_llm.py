@@ -230,3 +230,19 @@ def test_injected_instructions_stay_inside_the_data_block(
     assert '<passage n="9">' not in user
     # the model "obeyed": nothing in the reply is supported, so the user gets quotes instead
     assert a.mode == "extractive" and a.notice and "HACKED" not in a.answer
+
+
+def test_llm_english_answer_over_korean_passages_is_checked_semantically(
+    seed_retriever: Retriever, settings: Settings, server: FakeLLM
+) -> None:
+    q = "Which company builds its AI models on AMD GPUs instead of Nvidia?"
+    hits = seed_retriever.search(q)
+    n = next(i for i, h in enumerate(hits, 1) if "AMD GPU" in h.chunk.text)
+    server.reply = (
+        f"Motif Technologies builds its AI models on AMD GPUs rather than Nvidia [{n}]. "
+        f"Motif Technologies will open an office in Paris next spring [{n}]."
+    )
+    a = answer(seed_retriever, q, settings=_llm_settings(settings, server))
+    assert a.mode == "llm" and a.lang == "en"
+    assert [s.supported for s in a.sentences] == [True, False]
+    assert "AMD GPU" in a.citations[0].quote  # the Korean source sentence, as written
