@@ -122,7 +122,8 @@ def generate(
 def finish(reply: str, ev: Evidence, hits: list[Hit], embedder: Any, refusal: str) -> Answer | None:
     """Check every sentence of ``reply`` against the passages it cites (module docstring)."""
     plain = _MARKER_RE.sub("", reply).strip()
-    if _is_refusal(plain, refusal) and len(plain) < 2 * len(refusal) + 40:
+    cites = any(1 <= int(m) <= len(hits) for m in _MARKER_RE.findall(reply))
+    if not cites and _is_refusal(plain, refusal) and len(plain) < 2 * len(refusal) + 80:
         return _answer(ev, refusal, True, (), (Sentence(refusal, (), True),))
     keys: dict[tuple[str, int, int], int] = {}
     citations: list[Citation] = []
