@@ -143,11 +143,15 @@ def gather(
         return ev
     embedder: Any = retriever.embedder
     ev.qvec = embedder.encode_queries([resolved])[0]
-    rows = _rows(retriever)
+    rows, langs = _rows(retriever)
     vecs = retriever.index.vectors()
     cos = [float(vecs[rows[h.chunk.chunk_id]] @ ev.qvec) for h in ev.hits]
-    step = max(1, len(vecs) // MEAN_SAMPLE)  # the mean of a large index is estimated on a sample
-    mean = float((vecs[::step] @ ev.qvec).mean())
+    best = ev.hits[max(range(len(cos)), key=lambda i: cos[i])].chunk
+    # the average passage in the best passage's language (other languages score lower anyway),
+    # estimated on a sample of a large index
+    pool = np.flatnonzero(langs == best.lang) if best.lang else np.arange(len(vecs))
+    pool = pool[:: max(1, len(pool) // MEAN_SAMPLE)]
+    mean = float((vecs[pool] @ ev.qvec).mean()) if len(pool) else 0.0
     from rag.meta import meta_question
 
     ev.meta = meta_question(resolved, ev.hits, retriever.index.chunks)
@@ -205,18 +209,20 @@ def _memoized(retriever: Retriever) -> Retriever:
     return cached[1]
 
 
-def _rows(retriever: Retriever) -> dict[str, int]:
+def _rows(retriever: Retriever) -> tuple[dict[str, int], np.ndarray]:
+    """Row of each chunk id and the language of each row, computed once per loaded index."""
     index = retriever.index
     key = id(index)
     cached = _ROWS.get(key)
     if cached is None or cached[0] is not index:
-        cached = (index, {c.chunk_id: i for i, c in enumerate(index.chunks)})
+        rows = {c.chunk_id: i for i, c in enumerate(index.chunks)}
+        cached = (index, rows, np.array([c.lang or "" for c in index.chunks]))
         _ROWS.clear()  # one index per process is the common case; never grow without bound
         _ROWS[key] = cached
-    return cached[1]
+    return cached[1], cached[2]
 
 
-_ROWS: dict[int, tuple[Any, dict[str, int]]] = {}
+_ROWS: dict[int, tuple[Any, dict[str, int], np.ndarray]] = {}
 
 
 @functools.lru_cache(maxsize=4096)
