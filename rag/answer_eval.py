@@ -50,13 +50,14 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "graded": len(graded),
         "accuracy": _rate(sum(r["correct"] for r in graded), len(graded)),
     }
+    with_ev = [r for r in ans if r["evidence_cited"] is not None]
+    if with_ev:  # a citation quotes one of the query's evidence strings
+        out["answerable"]["evidence_cited"] = _rate(sum(r["evidence_cited"] for r in with_ev), len(with_ev))
     out["unanswerable"] = {"n": len(una), "abstain_rate": _rate(sum(r["abstained"] for r in una), len(una))}
     return out
 
 
-def evaluate_answers(
-    retriever: Retriever, queries: list[dict[str, Any]], settings: Settings
-) -> dict[str, Any]:
+def evaluate_answers(retriever: Retriever, queries: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
     """Accuracy and abstention rates, overall and per question language.
 
     Args:
@@ -72,8 +73,12 @@ def evaluate_answers(
         golds = [str(g) for g in (q.get("answer_any") or q.get("answers") or [])]
         answerable = bool(q.get("answerable", True))
         correct = (not a.abstained and _contains(a, golds)) if answerable else a.abstained
+        evidence = [str(e) for e in (q.get("evidence") or [])]
         rows.append(
             {
+                "evidence_cited": (not a.abstained and any(e in c.quote for c in a.citations for e in evidence))
+                if evidence
+                else None,
                 "id": str(q.get("id", len(rows) + 1)),
                 "lang": q.get("lang") or detect_lang(question),
                 "answerable": answerable,

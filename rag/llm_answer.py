@@ -27,7 +27,7 @@ from rag.llm import LLMClient
 from rag.records import Answer, Citation, Hit, Sentence
 from rag.retrieve import Retriever
 from rag.support import check
-from rag.text import has_hangul, split_sentences
+from rag.text import detect_lang, split_sentences
 
 MAX_SENTENCES = 4
 _LANG_NAME = {"ko": "Korean (한국어)", "en": "English"}
@@ -140,9 +140,8 @@ def finish(reply: str, ev: Evidence, hits: list[Hit], embedder: Any, refusal: st
             hit = hits[m - 1]
             spans = sentence_spans(hit.chunk.text, hit.chunk.lang)
             texts = [hit.chunk.text[a:b] for a, b in spans]
-            semantic = (
-                _semantic(embedder, clean, texts) if has_hangul(clean) != has_hangul(hit.chunk.text) else None
-            )
+            cross = detect_lang(clean) != (hit.chunk.lang or detect_lang(hit.chunk.text))
+            semantic = _semantic(embedder, clean, texts) if cross else None
             sup = check(clean, texts, semantic)
             supported = supported or sup.supported
             a, b = spans[sup.best] if sup.best >= 0 else (0, len(hit.chunk.text))

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from rag.text import has_hangul, tokens
+from rag.text import detect_lang, tokens
 
 _NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _MARKER_RE = re.compile(r"\[\d+\]")
@@ -92,7 +92,7 @@ def check(claim: str, sources: Sequence[str], semantic: Sequence[float] | None =
     best = max(range(len(sources)), key=lambda i: scores[i])
     passage = " ".join(sources)
     nums_ok = numbers(claim) <= numbers(passage)
-    cross = has_hangul(claim) != has_hangul(passage)
+    cross = detect_lang(claim) != detect_lang(passage)
     if cross and semantic is not None and len(semantic) == len(sources):
         sem_best = max(range(len(sources)), key=lambda i: semantic[i])
         ok = nums_ok and (semantic[sem_best] >= MIN_SUPPORT_CROSS or scores[best] >= MIN_SUPPORT)
