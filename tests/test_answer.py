@@ -108,7 +108,13 @@ def test_quotes_follow_source_order_and_markers_follow_sentences(small: tuple[Re
         assert f"{c.quote} [{c.n}]" in a.answer
 
 
-@pytest.mark.xfail(reason="known failing: the extractive answer also quotes an English article for this English question (see issue note)", strict=False)
+@pytest.mark.xfail(
+    reason=(
+        "known failing: the extractive answer also quotes an English article for this English "
+        "question (see issue note)"
+    ),
+    strict=False,
+)
 def test_english_question_over_korean_source_quotes_korean(small: tuple[Retriever, dict]) -> None:
     retriever, docs = small
     a = answer(retriever, "How many tunnels were closed in Busan because of the heavy rain?")

@@ -91,7 +91,13 @@ def test_history_changes_retrieval_and_is_reported(seed_retriever: Retriever) ->
     assert not a.abstained and "저작권" in a.answer
 
 
-@pytest.mark.xfail(reason="known failing: 85% of follow-ups retrieve their evidence in the top 3, target 90% (see issue note)", strict=False)
+@pytest.mark.xfail(
+    reason=(
+        "known failing: 85% of follow-ups retrieve their evidence in the top 3, target 90% (see "
+        "issue note)"
+    ),
+    strict=False,
+)
 def test_dialogue_set_followups_retrieve_evidence(seed_retriever: Retriever, settings: Settings) -> None:
     rows = [
         json.loads(x) for x in (ROOT / "eval" / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()

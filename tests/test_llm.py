@@ -126,7 +126,13 @@ def _llm_settings(base: Settings, server: FakeLLM, timeout: float = 3.0) -> Sett
     return replace(base, llm_base_url=server.base_url, llm_model="tiny", llm_timeout=timeout, llm_retries=0)
 
 
-@pytest.mark.xfail(reason="known failing since passages became 256 tokens: passage [1] of the prompt is no longer the KT consortium sentence, so the fake reply is judged unsupported (see issue note)", strict=False)
+@pytest.mark.xfail(
+    reason=(
+        "known failing since passages became 256 tokens: passage [1] of the prompt is no longer the "
+        "KT consortium sentence, so the fake reply is judged unsupported (see issue note)"
+    ),
+    strict=False,
+)
 def test_llm_answer_is_checked_and_cited(seed_retriever: Retriever, settings: Settings, server: FakeLLM) -> None:
     server.reply = (
         "KT는 경찰청과 솔트룩스 등 18개 기관으로 컨소시엄을 구성했습니다 [1]. "
@@ -144,7 +150,13 @@ def test_llm_answer_is_checked_and_cited(seed_retriever: Retriever, settings: Se
     assert "<passages>" in user and '<passage n="1"' in user and "KT 컨소시엄에 참여한 기관은?" in user
 
 
-@pytest.mark.xfail(reason="known failing since passages became 256 tokens: passage [1] of the prompt is no longer the KT consortium sentence, so the fake reply is judged unsupported (see issue note)", strict=False)
+@pytest.mark.xfail(
+    reason=(
+        "known failing since passages became 256 tokens: passage [1] of the prompt is no longer the "
+        "KT consortium sentence, so the fake reply is judged unsupported (see issue note)"
+    ),
+    strict=False,
+)
 def test_llm_bad_markers_are_removed(seed_retriever: Retriever, settings: Settings, server: FakeLLM) -> None:
     server.reply = "KT는 경찰청 등 18개 기관으로 컨소시엄을 구성했다 [1][42]. 추가 정보는 없습니다 [7]."
     a = answer(seed_retriever, "KT 컨소시엄에 참여한 기관은?", settings=_llm_settings(settings, server))
