@@ -74,7 +74,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=200, help="questions per set (default 200)")
     p.add_argument("--shared", default=str(ROOT.parent / "shared"), help="folder holding eval/")
+    p.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads(N) first (0: as configured)")
     args = p.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
     settings = replace(Settings.from_env(), llm_base_url="")  # extractive only
     embedder = load_embedder(settings)
     shared = Path(args.shared)
@@ -83,6 +88,7 @@ def main() -> int:
     out: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "mode": "extractive",
     }
     seed_qs = [

@@ -26,23 +26,20 @@ Sentences are then ranked by
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.background import background_similarity
 from rag.config import Settings
 from rag.followup import resolve
 from rag.records import Hit, Turn
 from rag.retrieve import Filters, Retriever
-from rag.support import overlap, token_set
+from rag.support import answer_type, fits, overlap, token_set, warm_tokens
 from rag.text import detect_lang, split_sentences
 
 
@@ -67,8 +64,9 @@ class Calibration:
 
 
 CALIBRATION = Calibration()
-SEM_TOP = 12  # sentences embedded for a question in another language than its passages
+SEM_TOP = 8  # sentences embedded for a question in another language than its passages (8 = 12 on seed+dialogues)
 W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
+W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
 W_FIT = 0.25  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name)
 MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
 MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
@@ -104,6 +102,7 @@ class Evidence:
     reason: str = ""
     meta: tuple[str, str, Hit, tuple[int, int] | None] | None = None  # field, value, hit, span
     qvec: Any = None
+    baseline: dict[str, float] = field(default_factory=dict)  # typical cosine with text, per language
     extra: dict[str, Any] = field(default_factory=dict)
 
     def select(self, k: int) -> list[Source]:
@@ -147,8 +146,8 @@ def gather(
     vecs = retriever.index.vectors()
     cos = [float(vecs[rows[h.chunk.chunk_id]] @ ev.qvec) for h in ev.hits]
     best = ev.hits[max(range(len(cos)), key=lambda i: cos[i])].chunk
-    # the average passage in the best passage's language (other languages score lower anyway),
-    # estimated on a sample of a large index
+    # the question's average cosine with the passages in the best passage's language (cosines
+    # across languages run lower), estimated on a sample of a large index
     pool = np.flatnonzero(langs == best.lang) if best.lang else np.arange(len(vecs))
     pool = pool[:: max(1, len(pool) // MEAN_SAMPLE)]
     mean = float((vecs[pool] @ ev.qvec).mean()) if len(pool) else 0.0
@@ -158,7 +157,12 @@ def gather(
     if ev.meta is not None:
         ev.abstain, ev.reason = False, "metadata"
         return ev
-    _decide(ev, cos, mean, _background_max(embedder, settings, ev.qvec))
+    nearest, by_lang = background_similarity(embedder, settings, ev.qvec)
+    # sentence scores subtract the question's typical cosine with text of the sentence's language,
+    # which makes passages in both languages comparable (measured on the background set, so it
+    # works for an index of any size)
+    ev.baseline = by_lang
+    _decide(ev, cos, mean, nearest)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
         _score(ev, embedder)
@@ -267,19 +271,19 @@ def _is_header(text: str, title: str) -> bool:
 
 def _score(ev: Evidence, embedder: Any) -> None:
     """Rank the source sentences (module docstring); only cross-language questions embed sentences."""
+    warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
     own = token_set(ev.question)
     context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
     wants = answer_type(ev.resolved)
     for s in ev.sources:
         wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
         s.lex = overlap(own, token_set(s.text), context) if wordy else 0.0
-        s.fit = _fits(wants, s.text, ev.resolved) if wordy else 0.0
-        s.score = W_LEX * s.lex + W_COS * s.cos + W_FIT * s.fit
+        s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
+        s.score = W_LEX * s.lex + W_COS * (s.cos - _base(ev, s)) + W_FIT * s.fit + W_HIT * s.hit.score
     cross = [s for s in ev.sources if s.lang != ev.lang and len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
     top = sorted(cross, key=lambda s: -s.score)[:SEM_TOP]
     if top:
-        svecs = embedder.encode_passages([s.text for s in top])
-        for s, v in zip(top, svecs, strict=True):
+        for s, v in zip(top, _sentence_vectors(embedder, [s.text for s in top]), strict=True):
             s.sem = float(v @ ev.qvec)
     for s in ev.sources:
         if s.sem is not None:
@@ -288,51 +292,31 @@ def _score(ev: Evidence, embedder: Any) -> None:
             sem = s.cos  # words can be compared: the passage's cosine is enough
         else:
             sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
-        s.score = W_LEX * s.lex + W_SEM * sem + W_COS * s.cos + W_FIT * s.fit
+        base = _base(ev, s)  # makes cosines of both languages comparable
+        s.score = W_LEX * s.lex + W_SEM * (sem - base) + W_COS * (s.cos - base) + W_FIT * s.fit
+        s.score += W_HIT * s.hit.score
 
 
-# what kind of answer a question wants, and how to recognise a sentence that has one
-_WANTS = (
-    ("time", re.compile(r"언제|며칠|몇\s*(년|월|일)|\bwhen\b|\bwhat\s+(year|date|time|month|day)\b", re.I)),
-    (
-        "number",
-        re.compile(r"몇|얼마|규모|\bhow\s+(many|much|long|big|large)\b|\bwhat\s+(percentage|number)\b", re.I),
-    ),
-    ("name", re.compile(r"어디|누구|어느|\bwhich\b|\bwho(m|se)?\b|\bwhere\b", re.I)),
-)
-_TIME_RE = re.compile(
-    r"\d+\s*(년|월|일|시)|올해|지난해|작년|내년|하반기|상반기|(이번|지난|다음)\s*(달|주)|초|말에|"
-    r"\b(19|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|tomorrow)\b",
-    re.I,
-)
-_DIGIT_RE = re.compile(r"\d")
+def _base(ev: Evidence, s: Source) -> float:
+    lang = s.hit.chunk.lang or s.lang
+    return ev.baseline.get(lang, ev.baseline.get("", 0.0))
 
 
-def answer_type(question: str) -> str:
-    """ "number", "time", "name" or "" for the kind of answer ``question`` asks for."""
-    for kind, rx in _WANTS:
-        if rx.search(question):
-            return kind
-    return ""
+_SENTENCE_VECS: dict[tuple[str, str], np.ndarray] = {}
+SENTENCE_CACHE = 8192  # source sentence vectors kept per process (1.5 KB each)
 
 
-def _fits(kind: str, sentence: str, question: str) -> float:
-    """1.0 when ``sentence`` holds something of the wanted kind that the question does not."""
-    if kind == "number":
-        return 1.0 if set(_DIGIT_RE.findall(sentence)) - set(_DIGIT_RE.findall(question)) else 0.0
-    if kind == "time":
-        return 1.0 if _TIME_RE.search(sentence) else 0.0
-    if kind == "name":
-        return 1.0 if set(_names(sentence)) - set(_names(question)) else 0.0
-    return 0.0
-
-
-@functools.lru_cache(maxsize=8192)
-def _names(text: str) -> tuple[str, ...]:
-    from rag.followup import names
-
-    return tuple(names(text))
+def _sentence_vectors(embedder: Any, texts: list[str]) -> list[np.ndarray]:
+    """Passage vectors of source sentences; a sentence of the index is embedded once per process."""
+    model = str(getattr(embedder, "checksum", "") or getattr(embedder, "model_id", ""))
+    found = {t: _SENTENCE_VECS.get((model, t)) for t in texts}
+    todo = [t for t, v in found.items() if v is None]
+    if todo:
+        if len(_SENTENCE_VECS) + len(todo) > SENTENCE_CACHE:
+            _SENTENCE_VECS.clear()
+        for t, v in zip(todo, embedder.encode_passages(todo), strict=True):
+            found[t] = _SENTENCE_VECS[(model, t)] = np.asarray(v, dtype=np.float32)
+    return [found[t] for t in texts]  # type: ignore[misc]
 
 
 def _decide(ev: Evidence, cos: list[float], mean: float, background: float) -> None:
@@ -357,39 +341,3 @@ def _decide(ev: Evidence, cos: list[float], mean: float, background: float) -> N
         ev.abstain, ev.reason = True, "no passage is about the question"
     else:
         ev.abstain, ev.reason = False, "evidence"
-
-
-def _background_max(embedder: Any, settings: Settings, qvec: np.ndarray) -> float:
-    """Cosine of the question with the nearest background text."""
-    vecs = _background_vectors(embedder, settings)
-    return float((vecs @ qvec).max()) if len(vecs) else -1.0
-
-
-_BACKGROUND: dict[tuple[str, str], np.ndarray] = {}
-
-
-def _background_vectors(embedder: Any, settings: Settings) -> np.ndarray:
-    """Background texts embedded as passages: once per model, kept in memory and in the cache dir."""
-    from importlib import resources
-
-    text = resources.files("rag").joinpath("data/background.txt").read_text(encoding="utf-8")
-    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
-    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:12]
-    key = (str(getattr(embedder, "checksum", "") or getattr(embedder, "model_id", "")), digest)
-    vecs = _BACKGROUND.get(key)
-    if vecs is not None:
-        return vecs
-    path = Path(settings.cache_dir) / f"background-{key[0][:12]}-{digest}.npy"
-    try:
-        vecs = np.load(path)
-    except (OSError, ValueError):
-        vecs = None
-    if vecs is None or len(vecs) != len(lines):
-        vecs = np.asarray(embedder.encode_passages(lines), dtype=np.float32)
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(tmp, vecs)
-            os.replace(tmp, path)
-    _BACKGROUND[key] = vecs
-    return vecs

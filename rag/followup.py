@@ -9,9 +9,11 @@ latest user turn (earlier user turns are resolved first, in order):
   "KT의 자체 개발 LLM 이름은 뭐야?"); without a name to replace, the new topic
   replaces the old topic ("탈락한 곳은?" after "최종 선발된 컨소시엄은 어디야?");
 - anaphora ("그 회사", "이 모델", "거기", "it", "its", "that company"): the
-  pronoun or determiner is replaced by the antecedent, i.e. the names of the
-  previous question plus the first new name of the previous answer (the answer
-  of "올해 2월 출범한 곳은?" introduces the company that "그 회사" means);
+  pronoun or determiner is replaced by the antecedent: the names of the
+  previous question plus the first new name in the cited part of the previous
+  answer that best matches that question; after a "which/who/어디/누구"
+  question only the answer's name (the answer of "올해 2월 출범한 곳은 어디야?"
+  introduces the company that "그 회사" means);
 - other follow-up signals (a leading "그럼", "And", "also", "누가 그렇게 말했어?")
   or a short question without any name: the previous question's names, or the
   previous question itself when it has none, are added.
@@ -42,16 +44,13 @@ _EN_STARTERS = frozenset(
 _QUOTED_RE = re.compile(r"[‘'“\"「『]([^‘’'“”\"「」『』\n]{1,25})[’'”\"」』]")
 _EN_NAME_RE = re.compile(r"[A-Z][\w&.'’-]*(?:\s+(?:of\s+|for\s+|&\s+)?[A-Z0-9][\w&.'’-]*)*")
 _POSSESSIVE_RE = re.compile(r"['’]s?$")
+_MARKER_RE = re.compile(r"\[\d+\]")
 
 # ---- follow-up signals
 _KO_DETERMINER_RE = re.compile(r"(?:^|(?<=\s))(그|이|저|해당)\s+(?=[가-힣A-Za-z])")
 _KO_PRONOUN_RE = re.compile(r"(?:^|(?<=\s))(그곳|거기|그것|그거|이것|이곳|그들|그녀|그분|이분|걔|얘)")
-_KO_SIGNAL_RE = re.compile(
-    r"^\s*(그럼|그러면|그리고|그래서|그런데|또|그렇다면)\b|그렇게|그런|이런|그때|당시|또한?\s"
-)
-_KO_ELLIPSIS_RE = re.compile(
-    r"^\s*(?:그럼|그러면|그리고|그렇다면)?\s*(.+?)\s*(?:은|는|도|의 경우는|쪽은)\s*[?？]?\s*$"
-)
+_KO_SIGNAL_RE = re.compile(r"^\s*(그럼|그러면|그리고|그래서|그런데|또|그렇다면)\b|그렇게|그런|이런|그때|당시|또한?\s")
+_KO_ELLIPSIS_RE = re.compile(r"^\s*(?:그럼|그러면|그리고|그렇다면)?\s*(.+?)\s*(?:은|는|도|의 경우는|쪽은)\s*[?？]?\s*$")
 _DOC_NOUNS_RE = re.compile(r"^(기사|글|보도|뉴스|article|story|report|passage|text)")
 _EN_ABOUT_RE = re.compile(r"^\s*(?:and\s+|so\s+)?(?:what|how)\s+about\s+(.+?)\s*[?.!]*\s*$", re.I)
 _EN_AND_RE = re.compile(r"^\s*and\s+([^?]{1,40}?)\s*\?\s*$", re.I)
@@ -106,7 +105,7 @@ def _resolve_one(question: str, prev_q: str, prev_a: str) -> str:
     own = names(question)
     short = not own and len(_content(question)) <= MAX_SHORT_TOKENS
     if short or _has_signal(question):
-        context = " ".join(names(prev_q)[:2]) or antecedent
+        context = " ".join(names(prev_q)[:2]) or prev_q  # the user's own words before the answer's
         return f"{context} {question}" if has_hangul(question) else f"{question} ({context})"
     return question
 
@@ -114,7 +113,7 @@ def _resolve_one(question: str, prev_q: str, prev_a: str) -> str:
 def _antecedent(prev_q: str, prev_a: str) -> str:
     """What "it" / "그 회사" most likely means after ``prev_q`` was answered with ``prev_a``."""
     q_names = names(prev_q)
-    a_names = [n for n in names(_first_sentence(prev_a)) if n not in q_names and n not in prev_q]
+    a_names = [n for n in names(_focus(prev_a, prev_q)) if n not in q_names and n not in prev_q]
     # "which company ...?" -> the company the answer named; else the question's own names first
     asks_for_name = bool(_ASKS_FOR_NAME_RE.search(prev_q)) and bool(a_names)
     chosen = a_names[:1] if asks_for_name else q_names[:2] + a_names[:1]
@@ -171,12 +170,17 @@ def _has_signal(question: str) -> bool:
     return bool(_KO_SIGNAL_RE.search(question) or _EN_SIGNAL_RE.search(question))
 
 
-def _first_sentence(text: str) -> str:
-    """The first cited sentence of an answer (a line without a marker is a note, not a claim)."""
-    cited = [line for line in text.splitlines() if re.search(r"\[\d+\]", line)]
-    text = (cited[0] if cited else text).strip()
-    m = re.search(r"(?<=[.!?。])\s|\[\d+\]", text)
-    return text[: m.end()] if m else text
+def _focus(answer: str, question: str) -> str:
+    """The cited part of an answer that best matches its question (a line without a marker is a
+    note, not a claim); ties go to the first."""
+    cited = [line for line in answer.splitlines() if _MARKER_RE.search(line)]
+    pieces = [p for p in re.split(r"(?<=\])\s+", " ".join(cited)) if p.strip()] if cited else [answer]
+    if len(pieces) == 1:
+        return pieces[0]
+    from rag.text import tokens
+
+    wanted = set(tokens(question))
+    return max(pieces, key=lambda p: len(wanted & set(tokens(p))))
 
 
 def _content(text: str) -> list[str]:

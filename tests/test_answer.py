@@ -45,9 +45,7 @@ def _docs(paths: list[Path]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def small(
-    tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Any
-) -> tuple[Retriever, dict]:
+def small(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Any) -> tuple[Retriever, dict]:
     tmp = tmp_path_factory.mktemp("answers")
     folder = tmp / "corpus"
     folder.mkdir()
@@ -108,13 +106,6 @@ def test_quotes_follow_source_order_and_markers_follow_sentences(small: tuple[Re
         assert f"{c.quote} [{c.n}]" in a.answer
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known failing: the extractive answer also quotes an English article for this English "
-        "question (see issue note)"
-    ),
-    strict=False,
-)
 def test_english_question_over_korean_source_quotes_korean(small: tuple[Retriever, dict]) -> None:
     retriever, docs = small
     a = answer(retriever, "How many tunnels were closed in Busan because of the heavy rain?")
@@ -170,9 +161,7 @@ def test_empty_question_abstains(small: tuple[Retriever, dict]) -> None:
 def _seed() -> list[dict[str, Any]]:
     if not SEED_QUESTIONS.is_file():
         return []
-    return [
-        json.loads(line) for line in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    return [json.loads(line) for line in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.mark.skipif(not SEED_QUESTIONS.is_file(), reason="../shared/eval is not present")
@@ -194,9 +183,7 @@ def test_overlapping_passages_are_not_quoted_twice(seed_retriever: Retriever) ->
 
 
 def test_offtopic_set_abstains(seed_retriever: Retriever, settings: Settings) -> None:
-    rows = [
-        json.loads(x) for x in (ROOT / "eval" / "offtopic.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    rows = [json.loads(x) for x in (ROOT / "eval" / "offtopic.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) >= 60 and {r["lang"] for r in rows} == {"ko", "en"}
     result = evaluate_answers(seed_retriever, rows, settings)
     assert result["unanswerable"]["abstain_rate"] >= 0.9, result["wrong"]

@@ -47,15 +47,12 @@ def test_korean_anaphor_keeps_the_subject_of_the_previous_question() -> None:
 def test_english_what_about_replaces_the_name() -> None:
     history = _h("Which police agency joined KT's consortium?", "경찰청 [1]")
     assert (
-        resolve("What about Konan Technology?", history)
-        == "Which police agency joined Konan Technology's consortium?"
+        resolve("What about Konan Technology?", history) == "Which police agency joined Konan Technology's consortium?"
     )
 
 
 def test_korean_ellipsis_replaces_the_name_or_topic() -> None:
-    assert (
-        resolve("KT는?", _h("카카오의 자체 개발 LLM 이름은 뭐야?", "")) == "KT의 자체 개발 LLM 이름은 뭐야?"
-    )
+    assert resolve("KT는?", _h("카카오의 자체 개발 LLM 이름은 뭐야?", "")) == "KT의 자체 개발 LLM 이름은 뭐야?"
     assert resolve("탈락한 곳은?", _h("최종 선발된 컨소시엄은 어디야?", "")) == "탈락한 곳은 어디야?"
 
 
@@ -91,17 +88,8 @@ def test_history_changes_retrieval_and_is_reported(seed_retriever: Retriever) ->
     assert not a.abstained and "저작권" in a.answer
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known failing: 85% of follow-ups retrieve their evidence in the top 3, target 90% (see "
-        "issue note)"
-    ),
-    strict=False,
-)
 def test_dialogue_set_followups_retrieve_evidence(seed_retriever: Retriever, settings: Settings) -> None:
-    rows = [
-        json.loads(x) for x in (ROOT / "eval" / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    rows = [json.loads(x) for x in (ROOT / "eval" / "dialogues.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) >= 20 and {r["lang"] for r in rows} == {"ko", "en"}
     assert all(2 <= len(r["turns"]) <= 3 for r in rows)
     result = evaluate_dialogues(seed_retriever, rows, settings, k=3)

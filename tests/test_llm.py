@@ -126,17 +126,17 @@ def _llm_settings(base: Settings, server: FakeLLM, timeout: float = 3.0) -> Sett
     return replace(base, llm_base_url=server.base_url, llm_model="tiny", llm_timeout=timeout, llm_retries=0)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known failing since passages became 256 tokens: passage [1] of the prompt is no longer the "
-        "KT consortium sentence, so the fake reply is judged unsupported (see issue note)"
-    ),
-    strict=False,
-)
+def _passage_with(retriever: Retriever, question: str, text: str) -> int:
+    """The number the prompt gives the retrieved passage that contains ``text``."""
+    hits = retriever.search(question)
+    return next(i for i, h in enumerate(hits, 1) if text in h.chunk.text)
+
+
 def test_llm_answer_is_checked_and_cited(seed_retriever: Retriever, settings: Settings, server: FakeLLM) -> None:
+    n = _passage_with(seed_retriever, "KT 컨소시엄에 참여한 기관은?", "경찰청")
     server.reply = (
-        "KT는 경찰청과 솔트룩스 등 18개 기관으로 컨소시엄을 구성했습니다 [1]. "
-        "KT는 2030년까지 우주 정거장을 건설할 예정입니다 [1]."
+        f"KT는 경찰청과 솔트룩스 등 18개 기관으로 컨소시엄을 구성했습니다 [{n}]. "
+        f"KT는 2030년까지 우주 정거장을 건설할 예정입니다 [{n}]."
     )
     a = answer(seed_retriever, "KT 컨소시엄에 참여한 기관은?", settings=_llm_settings(settings, server))
     assert a.mode == "llm" and not a.abstained and not a.notice
@@ -150,18 +150,12 @@ def test_llm_answer_is_checked_and_cited(seed_retriever: Retriever, settings: Se
     assert "<passages>" in user and '<passage n="1"' in user and "KT 컨소시엄에 참여한 기관은?" in user
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known failing since passages became 256 tokens: passage [1] of the prompt is no longer the "
-        "KT consortium sentence, so the fake reply is judged unsupported (see issue note)"
-    ),
-    strict=False,
-)
 def test_llm_bad_markers_are_removed(seed_retriever: Retriever, settings: Settings, server: FakeLLM) -> None:
-    server.reply = "KT는 경찰청 등 18개 기관으로 컨소시엄을 구성했다 [1][42]. 추가 정보는 없습니다 [7]."
+    n = _passage_with(seed_retriever, "KT 컨소시엄에 참여한 기관은?", "경찰청")
+    server.reply = f"KT는 경찰청 등 18개 기관으로 컨소시엄을 구성했다 [{n}][42]. 추가 정보는 없습니다 [77]."
     a = answer(seed_retriever, "KT 컨소시엄에 참여한 기관은?", settings=_llm_settings(settings, server))
     assert a.mode == "llm"
-    assert "[42]" not in a.answer and "[7]" not in a.answer
+    assert "[42]" not in a.answer and "[77]" not in a.answer
     assert a.sentences[0].citations == (1,) and a.sentences[0].supported
     assert a.sentences[1].citations == () and not a.sentences[1].supported
     assert {int(n) for n in re.findall(r"\[(\d+)\]", a.answer)} == {c.n for c in a.citations}
@@ -170,7 +164,8 @@ def test_llm_bad_markers_are_removed(seed_retriever: Retriever, settings: Settin
 def test_llm_streaming_yields_tokens_then_checked_answer(
     seed_retriever: Retriever, settings: Settings, server: FakeLLM
 ) -> None:
-    server.reply = "카카오는 자체 개발 LLM ‘카나나’로 참여했으나 탈락했다 [1]."
+    n = _passage_with(seed_retriever, "카카오의 자체 개발 LLM은?", "‘카나나’로")
+    server.reply = f"카카오는 자체 개발 LLM ‘카나나’로 참여했으나 탈락했다 [{n}]."
     events = list(stream_answer(seed_retriever, "카카오의 자체 개발 LLM은?", settings=_llm_settings(settings, server)))
     deltas = [e["text"] for e in events if e["type"] == "delta"]
     assert len(deltas) > 2 and "".join(deltas) == server.reply
@@ -250,8 +245,7 @@ def test_llm_english_answer_over_korean_passages_is_checked_semantically(
     seed_retriever: Retriever, settings: Settings, server: FakeLLM
 ) -> None:
     q = "Which company builds its AI models on AMD GPUs instead of Nvidia?"
-    hits = seed_retriever.search(q)
-    n = next(i for i, h in enumerate(hits, 1) if "AMD GPU" in h.chunk.text)
+    n = _passage_with(seed_retriever, q, "AMD GPU")
     server.reply = (
         f"Motif Technologies builds its AI models on AMD GPUs rather than Nvidia [{n}]. "
         f"Motif Technologies will open an office in Paris next spring [{n}]."
