@@ -6,7 +6,7 @@ Starts the server as a user would (a fresh process), polls ``/healthz`` and then
 asks one question through ``POST /api/ask``; reports the seconds until the
 server was healthy and until the first answer arrived, per run and the median.
 Build the index first (``rag index``). Not a test: the numbers depend on the
-machine and its load, which is reported too.
+machine and its load, which is reported too (load averages before and after the runs).
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--timeout", type=float, default=180)
     args = p.parse_args()
+    load_before = _loadavg()
     runs = [one_run(args.index, args.timeout) for _ in range(args.runs)]
     print(json.dumps({
         "benchmark": "serve_startup", "question": QUESTION, "runs": runs,
@@ -93,7 +94,13 @@ def main() -> None:
         "median_healthy_s": statistics.median(r["healthy_s"] for r in runs),
         "median_server_cpu_s": statistics.median(r["server_cpu_s"] for r in runs),
         "cpus": os.cpu_count(), "loadavg_1m": round(os.getloadavg()[0], 2),
+        "loadavg_before": load_before, "loadavg_after": _loadavg(),
     }, ensure_ascii=False))
+
+
+def _loadavg() -> list[float]:
+    """1, 5 and 15 minute load averages: other work on the machine slows start-up (it is CPU-bound)."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def _embedder(
         passage_prompt=passage,
         batch_size=max(1, settings.embed_batch_size),
         model=model,
-        counter=_counter_for(model.tokenizer, prenormalize),
+        counter=_LazyCounter(model.tokenizer, prenormalize),
         prenormalize=prenormalize,
     )
 
@@ -292,6 +292,28 @@ def _fast_counter(tok: Any, prenormalize: Callable[[str], str], split_special: b
         return len(tok.encode(prenormalize(text)).ids)
 
     return count
+
+
+class _LazyCounter:
+    """``count_tokens`` of a loaded model, built on the first call.
+
+    Only indexing counts tokens. The counter needs a private copy of the tokenizer
+    (serialise and parse a multi-megabyte tokenizer.json, about 1-2 s), which
+    searching and serving never use, so that copy is made when first needed.
+    """
+
+    def __init__(self, hf_tokenizer: Any, prenormalize: Callable[[str], str]) -> None:
+        self._tokenizer = hf_tokenizer
+        self._prenormalize = prenormalize
+        self._count: Callable[[str], int] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> int:
+        if self._count is None:
+            with self._lock:
+                if self._count is None:
+                    self._count = _counter_for(self._tokenizer, self._prenormalize)
+        return self._count(text)
 
 
 def _counter_for(hf_tokenizer: Any, prenormalize: Callable[[str], str]) -> Callable[[str], int]:
