@@ -58,9 +58,11 @@ class Embedder:
     # when two threads do it at once; torch already uses every core for one batch anyway.
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def encode_queries(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         """Float32 ``(n, dim)``, L2-normalised, each text prefixed with the query prompt."""
-        return self._encode(texts, self.query_prompt, None)
+        return self._encode(texts, self.query_prompt, progress)
 
     def encode_passages(
         self, texts: Sequence[str], progress: Callable[[int], None] | None = None

@@ -2,10 +2,13 @@
 
 An index folder holds ``manifest.json``, ``vectors.faiss`` (FAISS id = row of
 the chunk store), ``chunks.jsonl`` (the chunk store), ``docs.jsonl`` (document
-metadata) and ``bm25/``. It is written into a temporary sibling and swapped in,
+metadata), ``bm25/``, the sentence vectors (``sentences.npy``,
+``sentence_offsets.npy``, see ``sentvec``) and the BM25 term vectors
+(``terms.npy``, ``terms.json``, see ``crosslex``). It is written into a temporary sibling and swapped in,
 so an interrupted build leaves the previous index usable. Updates re-embed only
-passages whose text is new: vectors of unchanged passages are taken from the
-previous index. This module does not rank or fuse results (see ``retrieve``).
+passages whose text is new: vectors of unchanged passages (and of their
+sentences, and of known terms) are taken from the previous index. This module
+does not rank or fuse results (see ``retrieve``).
 """
 
 from __future__ import annotations
@@ -30,13 +33,18 @@ import numpy as np
 from rag.chunking import chunk
 from rag.config import Settings
 from rag.corpus import Problem, load_corpus
+from rag.crosslex import TERMS_FILE, TermVectors
+from rag.crosslex import VECTORS_FILE as TERM_VECTORS_FILE
+from rag.crosslex import build as build_terms
 from rag.errors import IndexStoreError
 from rag.lexical import Lexical
 from rag.records import Chunk, Document
+from rag.sentvec import OFFSETS_FILE, VECTORS_FILE, SentenceVectors
+from rag.sentvec import build as build_sentences
 
 FORMAT = "rag-index/1"
 CHUNKER_VERSION = 1
-FILES = ("vectors.faiss", "chunks.jsonl", "docs.jsonl")
+FILES = ("vectors.faiss", "chunks.jsonl", "docs.jsonl", VECTORS_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE)
 REBUILD_HINT = "run `rag index --rebuild` to build it again"
 
 
@@ -57,6 +65,8 @@ class BuildReport:
     up_to_date: bool = False
     seconds: float = 0.0
     factory: str = ""
+    sentences_embedded: int = 0  # sentence vectors that went through the model
+    terms_embedded: int = 0  # BM25 term vectors that went through the model
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +83,8 @@ class BuildReport:
             "up_to_date": self.up_to_date,
             "seconds": round(self.seconds, 3),
             "faiss": self.factory,
+            "sentences_embedded": self.sentences_embedded,
+            "terms_embedded": self.terms_embedded,
         }
 
 
@@ -86,6 +98,8 @@ class Index:
     docs: dict[str, dict[str, str]]
     faiss_index: Any
     lexical: Lexical
+    sentences: SentenceVectors | None = None  # None in an index built before sentence vectors existed
+    terms: TermVectors | None = None  # likewise for term vectors
     _vectors: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -187,7 +201,19 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
         raise IndexStoreError(f"{path / 'bm25'} cannot be read ({e}): {REBUILD_HINT}") from None
     if settings is not None and hasattr(fx, "hnsw"):
         fx.hnsw.efSearch = settings.hnsw_ef_search
-    return Index(path, manifest, chunks, docs, fx, lexical)
+    sentences = None
+    if (path / OFFSETS_FILE).exists():
+        try:
+            sentences = SentenceVectors.load(path, len(chunks), dim)
+        except (OSError, ValueError) as e:
+            raise IndexStoreError(f"sentence vectors in {path} cannot be used ({e}): {REBUILD_HINT}") from None
+    terms = None
+    if (path / TERMS_FILE).exists():
+        try:
+            terms = TermVectors.load(path, dim)
+        except (OSError, ValueError) as e:
+            raise IndexStoreError(f"term vectors in {path} cannot be used ({e}): {REBUILD_HINT}") from None
+    return Index(path, manifest, chunks, docs, fx, lexical, sentences, terms)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -274,23 +300,34 @@ def build_index(
         chunks += [c for c in old.chunks if c.doc_id in keep]
         metas += [old.docs[k] for k in kept]
     vectors, embedded = _vectors_for(chunks, old, embedder, progress, settings)
-    factory = write_index(path, settings, embedder, chunks, metas, vectors)
+    old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old and old.sentences else {}
+    sentences, n_sentences = build_sentences(
+        chunks, [text_key(c.text) for c in chunks], old.sentences if old else None, old_rows, embedder, progress
+    )
+    lexical = Lexical.build([c.text for c in chunks])
+    terms, n_terms = build_terms(lexical.vocabulary(), old.terms if old else None, embedder, progress)
+    factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
     return BuildReport(
         str(path), len(metas), len(chunks), embedded, len(chunks) - embedded,
         added=added, updated=updated, removed=removed, kept=tuple(kept), problems=loaded.problems,
-        seconds=time.perf_counter() - t0, factory=factory,
+        seconds=time.perf_counter() - t0, factory=factory, sentences_embedded=n_sentences, terms_embedded=n_terms,
     )
 
 
 def write_index(
     path: Path, settings: Settings, embedder: Any, chunks: list[Chunk], metas: list[dict[str, str]],
-    vectors: np.ndarray,
+    vectors: np.ndarray, sentences: SentenceVectors | None = None, terms: TermVectors | None = None,
+    lexical: Lexical | None = None,
 ) -> str:
-    """Write a complete index folder atomically from chunks and their vectors; returns the FAISS factory."""
+    """Write a complete index folder atomically from chunks and their vectors (sentence and
+    term vectors: none when not given); returns the FAISS factory."""
     fx, factory = _faiss_index(vectors, settings)
-    lexical = Lexical.build([c.text for c in chunks])
+    lexical = lexical or Lexical.build([c.text for c in chunks])
     manifest = _manifest(settings, embedder, _params(settings), factory, chunks, metas)
-    _write_atomic(path, manifest, fx, chunks, metas, lexical)
+    dim = vectors.shape[1]
+    sents = sentences if sentences is not None else SentenceVectors.empty(len(chunks), dim)
+    terms = terms if terms is not None else TermVectors.of([], np.zeros((0, dim), np.float32))
+    _write_atomic(path, manifest, fx, chunks, metas, lexical, sents, terms)
     return factory
 
 
@@ -310,6 +347,8 @@ def _params(settings: Settings) -> dict[str, Any]:
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "chunker": CHUNKER_VERSION,
+        "sentence_vectors": True,
+        "term_vectors": True,
         "embed_model": settings.embed_model,
     }
 
@@ -416,7 +455,7 @@ def _fsync_tree(folder: Path) -> None:
 
 def _write_atomic(
     path: Path, manifest: dict[str, Any], fx: Any, chunks: list[Chunk], metas: list[dict[str, str]], lexical: Lexical,
-    before_swap: Callable[[], None] | None = None,
+    sentences: SentenceVectors, terms: TermVectors, before_swap: Callable[[], None] | None = None,
 ) -> None:
     import faiss
 
@@ -436,6 +475,8 @@ def _write_atomic(
                 fh.write(json.dumps(m, ensure_ascii=False) + "\n")
         (tmp / "bm25").mkdir()
         lexical.save(tmp / "bm25")
+        sentences.save(tmp)
+        terms.save(tmp)
         manifest["files"] = {name: (tmp / name).stat().st_size for name in FILES}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync_tree(tmp)

@@ -43,11 +43,19 @@ class Lexical:
         bm25 = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
         return cls(bm25, size)
 
+    def vocabulary(self) -> list[str]:
+        """Every term that occurs in some passage."""
+        return [t for t in self._bm25.vocab_dict if t]
+
     def scores(self, question: str) -> np.ndarray:
         """BM25 score of ``question`` against every passage (zeros when nothing matches)."""
+        return self.term_scores(tokens(question))
+
+    def term_scores(self, terms: Sequence[str]) -> np.ndarray:
+        """BM25 score of a bag of terms against every passage; unknown terms count for nothing."""
         if self.size == 0:
             return np.zeros(0, dtype=np.float32)
-        q = [t for t in tokens(question) if t in self._bm25.vocab_dict]
+        q = [t for t in terms if t and t in self._bm25.vocab_dict]
         if not q:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores(q), dtype=np.float32)[: self.size]

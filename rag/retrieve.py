@@ -1,7 +1,11 @@
 """Hybrid retrieval: dense (FAISS) + BM25, language-aware fusion, filters -> ``Hit``s.
 
 Fusion is a convex mix of the min-max normalised dense score and the
-max-normalised BM25 score of each candidate. The BM25 weight depends on whether
+max-normalised BM25 score of each candidate. The dense score of a passage is
+its own similarity plus a share of its best sentence's (multi-vector: a
+question usually asks about one sentence, which matters most across languages).
+Across languages a third score joins: BM25 of the question's words mapped onto
+index terms of the other script (see ``crosslex``). The BM25 weight depends on whether
 the question and the passage are in the same language: across languages the
 only lexical matches are chance Latin tokens (names, acronyms), so they get a
 small weight instead of full weight. Weights were chosen on whole evaluation
@@ -18,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import Settings
+from rag.crosslex import translatable
 from rag.index import Index, load_index
 from rag.records import Chunk, Hit
-from rag.text import detect_lang
+from rag.text import detect_lang, tokens
 
 MODES = ("hybrid", "dense", "bm25")
 
@@ -31,6 +36,8 @@ class Fusion:
 
     same_lang: float = 0.5  # question and passage in the same language
     cross_lang: float = 0.2  # e.g. English question, Korean passage: only chance Latin tokens match
+    sentence: float = 0.7  # share of the best sentence's similarity added to the passage's
+    translated: float = 0.15  # BM25 of question words mapped to the other script, other-language passages only
 
 
 @dataclass(frozen=True)
@@ -121,25 +128,50 @@ class Retriever:
             return sorted(dense.items(), key=lambda x: -x[1])[:k]
         if mode == "bm25":
             return sorted(lex.items(), key=lambda x: -x[1])[:k]
-        return self._fuse(question, qvec, dense, lex, k)
+        return self._fuse(question, qvec, dense, lex, self._translated(question, allowed, n_cand), k)
+
+    def _translated(self, question: str, allowed: np.ndarray | None, n_cand: int) -> dict[int, float]:
+        """BM25 of the question's words mapped to the other script, on other-language passages."""
+        terms = self.index.terms
+        qlang = detect_lang(question) or "en"
+        other = self._chunk_langs != qlang
+        if terms is None or not self.fusion.translated or not other.any():
+            return {}
+        words = sorted({t for t in tokens(question) if translatable(t)})
+        if not words:
+            return {}
+        mapped = terms.nearest_other_script(words, self.embedder.encode_queries(words))  # type: ignore[attr-defined]
+        bm = np.where(other, self.index.lexical.term_scores(mapped), 0.0)
+        if allowed is not None:
+            mask = np.zeros(len(bm), dtype=bool)
+            mask[allowed] = True
+            bm = np.where(mask, bm, 0.0)
+        top = np.argsort(-bm)[:n_cand]
+        return {int(i): float(bm[i]) for i in top if bm[i] > 0}
 
     def _fuse(
-        self, question: str, qvec: np.ndarray | None, dense: dict[int, float], lex: dict[int, float], k: int
+        self, question: str, qvec: np.ndarray | None, dense: dict[int, float], lex: dict[int, float],
+        trans: dict[int, float], k: int,
     ) -> list[tuple[int, float]]:
-        rows = np.array(sorted(set(dense) | set(lex)), dtype=np.int64)
+        rows = np.array(sorted(set(dense) | set(lex) | set(trans)), dtype=np.int64)
         if len(rows) == 0:
             return []
         # dense scores of BM25-only candidates are computed exactly, not guessed
         vecs = self.index.vectors()[rows]
         d = vecs @ np.asarray(qvec, dtype=np.float32) if qvec is not None else np.zeros(len(rows))
+        if qvec is not None and self.index.sentences is not None and self.fusion.sentence:
+            d = d + self.fusion.sentence * self.index.sentences.best(rows, qvec, fallback=d)
         b = np.array([lex.get(int(r), 0.0) for r in rows], dtype=np.float32)
         lo, hi = float(d.min()), float(d.max())
         d_norm = (d - lo) / (hi - lo) if hi > lo else np.ones_like(d)
         b_norm = b / b.max() if b.max() > 0 else b
+        t = np.array([trans.get(int(r), 0.0) for r in rows], dtype=np.float32)
+        t_norm = t / t.max() if t.max() > 0 else t
         qlang = detect_lang(question) or "en"
         same = self._chunk_langs[rows] == qlang
         w = np.where(same, self.fusion.same_lang, self.fusion.cross_lang)
-        fused = (d_norm + w * b_norm) / (1.0 + w)
+        wt = np.where(same, 0.0, self.fusion.translated)
+        fused = (d_norm + w * b_norm + wt * t_norm) / (1.0 + w + wt)
         order = np.argsort(-fused)[:k]
         return [(int(rows[i]), float(fused[i])) for i in order]
 

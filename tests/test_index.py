@@ -57,7 +57,8 @@ def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings,
     idx = tmp_path / "index"
     first = CountingEmbedder(embedder)
     r1 = build_index(settings, [corpus], idx, progress=False, embedder=first)
-    assert r1.documents == 3 and r1.chunks >= 3 and first.embedded == r1.chunks
+    assert r1.documents == 3 and r1.chunks >= 3 and r1.embedded == r1.chunks
+    assert r1.sentences_embedded > 0 and first.embedded == r1.chunks + r1.sentences_embedded
     second = CountingEmbedder(embedder)
     r2 = build_index(settings, [corpus], idx, progress=False, embedder=second)
     assert r2.up_to_date and second.embedded == 0
@@ -73,11 +74,15 @@ def test_add_and_delete_article(tmp_path: Path, settings: Settings, embedder: An
     idx = tmp_path / "index"
     build_index(settings, [corpus], idx, progress=False, embedder=embedder)
     before = load_index(idx, settings)
-    (corpus / "new.md").write_text("---\ntitle: 새 기사\n---\n카카오가 새 AI 모델을 공개했다.", encoding="utf-8")
+    (corpus / "new.md").write_text(
+        "---\ntitle: 새 기사\n---\n카카오가 새 AI 모델을 공개했다. 모델 이름은 카나나로 정해졌다.", encoding="utf-8"
+    )
     counting = CountingEmbedder(embedder)
     r = build_index(settings, [corpus], idx, progress=False, embedder=counting)
     new_chunks = [c for c in load_index(idx, settings).chunks if c.doc_id == "new"]
-    assert r.added == ("new",) and counting.embedded == len(new_chunks) == 1
+    # only the new passage and its two sentences go through the model
+    assert r.added == ("new",) and len(new_chunks) == 1 and r.embedded == 1
+    assert r.sentences_embedded == 2 and counting.embedded == 3
     (corpus / "kbo.md").unlink()
     counting = CountingEmbedder(embedder)
     r = build_index(settings, [corpus], idx, progress=False, embedder=counting)
@@ -90,6 +95,8 @@ def test_add_and_delete_article(tmp_path: Path, settings: Settings, embedder: An
     old_row = next(i for i, c in enumerate(before.chunks) if c.doc_id == "semis")
     new_row = next(i for i, c in enumerate(after.chunks) if c.doc_id == "semis")
     np.testing.assert_allclose(before.vectors()[old_row], after.vectors()[new_row], atol=1e-6)
+    assert before.sentences is not None and after.sentences is not None
+    np.testing.assert_array_equal(before.sentences.of(old_row), after.sentences.of(new_row))
 
 
 def test_unreadable_file_keeps_previous_version(tmp_path: Path, settings: Settings, embedder: Any) -> None:
@@ -192,3 +199,28 @@ def test_switches_to_hnsw_above_threshold(tmp_path: Path, settings: Settings) ->
     assert recall >= 0.99
     _, small = _faiss_index(x[:100], settings)
     assert small == "Flat"
+
+
+def test_truncated_sentence_vectors(built: Path, settings: Settings) -> None:
+    f = built / "sentences.npy"
+    f.write_bytes(f.read_bytes()[:200])
+    with pytest.raises(IndexStoreError, match=r"sentences.npy.*truncated.*--rebuild"):
+        load_index(built, settings)
+
+
+def test_sentence_vectors_embed_each_sentence(built: Path, settings: Settings, embedder: Any) -> None:
+    from rag.sentvec import sentence_texts
+
+    index = load_index(built, settings)
+    assert index.sentences is not None
+    row = next(i for i, c in enumerate(index.chunks) if c.doc_id == "weather" and "tunnels" in c.text)
+    texts = sentence_texts(index.chunks[row])
+    assert any(t.startswith("Heavy rain flooded") for t in texts) and len(texts) >= 2
+    stored = np.asarray(index.sentences.of(row), dtype=np.float32)
+    np.testing.assert_allclose(stored, embedder.encode_passages(texts), atol=2e-3)
+    # the best sentence of a passage is the one the question is about
+    q = embedder.encode_queries(["Which tunnels were closed in Busan?"])[0]
+    rows = np.array([row])
+    best = index.sentences.best(rows, q, fallback=np.zeros(1))
+    assert best[0] == pytest.approx(float(np.max(stored @ q)), abs=1e-5)
+    assert int(np.argmax(stored @ q)) == next(i for i, t in enumerate(texts) if "tunnels" in t)

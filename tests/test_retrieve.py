@@ -79,3 +79,24 @@ def test_empty_question_and_batch(small: Retriever, tmp_path: Path) -> None:
     assert small.search_batch([]) == []
     res = small.search_batch(["부산", "Samsung"], k=2)
     assert len(res) == 2 and all(len(r) <= 2 for r in res)
+
+
+def test_question_words_map_to_terms_of_the_other_script(small: Retriever) -> None:
+    """Cross-language BM25: English question words become Korean index terms and back."""
+    terms = small.index.terms
+    assert terms is not None and "야구" in terms.terms and "rain" in terms.terms
+    words = ["baseball", "semiconductor", "폭우"]
+    mapped = terms.nearest_other_script(words, small.embedder.encode_queries(words))  # type: ignore[attr-defined]
+    assert mapped[0] in {"야구", "프로야구"} and mapped[1] == "반도체"
+    assert mapped[2] in {"heavy", "rain"}  # 폭우 = heavy rain
+    # the mapped terms score the Korean baseball article for an English question without Latin matches
+    rows = small._translated("Who won the opening baseball game?", None, 10)
+    assert rows and small.index.chunks[max(rows, key=lambda r: rows[r])].doc_id == "kbo"
+
+
+def test_term_vectors_reused_when_an_article_is_added(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    corpus = write_corpus(tmp_path / "c")
+    first = build_index(settings, [corpus], tmp_path / "index", progress=False, embedder=embedder)
+    (corpus / "new.md").write_text("---\ntitle: 새 기사\n---\n카카오가 새 인공지능 모델을 공개했다.", encoding="utf-8")
+    second = build_index(settings, [corpus], tmp_path / "index", progress=False, embedder=embedder)
+    assert first.terms_embedded > 10 and 0 < second.terms_embedded <= 5
