@@ -27,10 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.config import Settings  # noqa: E402
+from rag.crosslex import build as build_terms  # noqa: E402
 from rag.embed import load_embedder  # noqa: E402
 from rag.index import build_index, load_index, write_index  # noqa: E402
+from rag.lexical import Lexical  # noqa: E402
 from rag.records import Chunk  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402
+from rag.sentvec import SentenceVectors  # noqa: E402
 
 QUESTIONS = [
     "K-AI 사업에서 탈락한 팀은 어디인가?",
@@ -85,7 +88,7 @@ def indexing(settings: Settings, tmp: Path, n_passages: int) -> dict[str, float]
     }
 
 
-def synthetic(settings: Settings, tmp: Path, n: int, n_queries: int) -> dict[str, float]:
+def synthetic(settings: Settings, tmp: Path, n: int, n_queries: int) -> dict[str, object]:
     """A 100k-passage index: real words, synthetic vectors (embedding 100k passages takes hours here)."""
     rng = np.random.default_rng(0)
     seed_words = " ".join(p.read_text(encoding="utf-8") for p in (ROOT / "corpus").glob("*.md")).split()
@@ -104,8 +107,17 @@ def synthetic(settings: Settings, tmp: Path, n: int, n_queries: int) -> dict[str
         chunks.append(Chunk(f"syn{i // 10}#{i % 10:04d}", f"syn{i // 10}", text, 0, len(text), "ko"))
         if i % 10 == 0:
             metas.append({"doc_id": f"syn{i // 10}", "title": f"synthetic {i // 10}", "sha256": "", "source": ""})
+    # four sentence vectors per passage near its own vector, and real term vectors for the vocabulary,
+    # so that queries pay for best-sentence scoring and cross-language BM25 as on a real index
+    per = 4
+    sent = np.repeat(vecs, per, axis=0) + 0.3 * rng.standard_normal((n * per, dim)).astype(np.float32)
+    sent /= np.linalg.norm(sent, axis=1, keepdims=True)
+    sentences = SentenceVectors(sent.astype(np.float16), np.arange(0, n * per + 1, per, dtype=np.int64))
+    del sent
     t = time.perf_counter()
-    factory = write_index(tmp / "syn", settings, embedder, chunks, metas, vecs)
+    lexical = Lexical.build([c.text for c in chunks])
+    terms, _ = build_terms(lexical.vocabulary(), None, embedder, progress=False)
+    factory = write_index(tmp / "syn", settings, embedder, chunks, metas, vecs, sentences, terms, lexical)
     build_s = time.perf_counter() - t
     retriever = Retriever(load_index(tmp / "syn", settings), embedder, settings)
     # ANN recall against exact search on queries near stored vectors

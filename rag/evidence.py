@@ -39,6 +39,7 @@ from rag.config import Settings
 from rag.followup import resolve
 from rag.records import Hit, Turn
 from rag.retrieve import Filters, Retriever
+from rag.sentvec import sentence_texts
 from rag.support import answer_type, fits, overlap, token_set, warm_tokens
 from rag.text import detect_lang, split_sentences
 
@@ -165,7 +166,7 @@ def gather(
     _decide(ev, cos, mean, nearest)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
-        _score(ev, embedder)
+        _score(ev, embedder, _stored_sentence_vectors(retriever, rows, ev.hits))
     return ev
 
 
@@ -269,8 +270,23 @@ def _is_header(text: str, title: str) -> bool:
     return False
 
 
-def _score(ev: Evidence, embedder: Any) -> None:
-    """Rank the source sentences (module docstring); only cross-language questions embed sentences."""
+def _stored_sentence_vectors(retriever: Retriever, rows: dict[str, int], hits: list[Hit]) -> dict[str, np.ndarray]:
+    """The sentence vectors the index holds for the hits' passages, by sentence text."""
+    stored = retriever.index.sentences
+    if stored is None:
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for h in hits:
+        texts = sentence_texts(h.chunk)
+        vecs = stored.of(rows[h.chunk.chunk_id])
+        if len(texts) == len(vecs):
+            out.update(zip(texts, np.asarray(vecs, dtype=np.float32), strict=True))
+    return out
+
+
+def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
+    """Rank the source sentences (module docstring); only cross-language questions need sentence
+    vectors: the index's own (``stored``) or, for sentences it has none of, embedded now."""
     warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
     own = token_set(ev.question)
     context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
@@ -281,7 +297,10 @@ def _score(ev: Evidence, embedder: Any) -> None:
         s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
         s.score = W_LEX * s.lex + W_COS * (s.cos - _base(ev, s)) + W_FIT * s.fit + W_HIT * s.hit.score
     cross = [s for s in ev.sources if s.lang != ev.lang and len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
-    top = sorted(cross, key=lambda s: -s.score)[:SEM_TOP]
+    for s in cross:
+        if s.text in stored:
+            s.sem = float(stored[s.text] @ ev.qvec)
+    top = sorted((s for s in cross if s.sem is None), key=lambda s: -s.score)[:SEM_TOP]
     if top:
         for s, v in zip(top, _sentence_vectors(embedder, [s.text for s in top]), strict=True):
             s.sem = float(v @ ev.qvec)

@@ -34,7 +34,7 @@ MODES = ("hybrid", "dense", "bm25")
 class Fusion:
     """Weights of the BM25 part of the fused score (the dense part has weight 1)."""
 
-    same_lang: float = 0.5  # question and passage in the same language
+    same_lang: float = 0.4  # question and passage in the same language
     cross_lang: float = 0.2  # e.g. English question, Korean passage: only chance Latin tokens match
     sentence: float = 0.7  # share of the best sentence's similarity added to the passage's
     translated: float = 0.15  # BM25 of question words mapped to the other script, other-language passages only
