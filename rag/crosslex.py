@@ -27,6 +27,7 @@ from rag.text import has_hangul
 VECTORS_FILE = "terms.npy"  # float16 (n_terms, dim), row i = terms.json[i]
 TERMS_FILE = "terms.json"  # the BM25 vocabulary that has a vector
 _LETTERS = re.compile(r"[^\W\d_]")
+WORD_CACHE = 4096  # question words remembered per retriever (1.5 KB each)
 
 
 def translatable(term: str) -> bool:
@@ -41,11 +42,22 @@ class TermVectors:
     terms: tuple[str, ...]
     vectors: np.ndarray  # float32 (n_terms, dim) in memory, float16 on disk
     hangul: np.ndarray  # bool (n_terms,): the term is written in Hangul
+    rows: dict[str, int]  # term -> row
 
     @classmethod
     def of(cls, terms: Sequence[str], vectors: np.ndarray) -> TermVectors:
         return cls(tuple(terms), np.asarray(vectors, dtype=np.float32),
-                   np.array([has_hangul(t) for t in terms], dtype=bool))
+                   np.array([has_hangul(t) for t in terms], dtype=bool), {t: i for i, t in enumerate(terms)})
+
+    def word_vectors(self, words: Sequence[str], embedder: Any, cache: dict[str, np.ndarray]) -> np.ndarray:
+        """Vectors of question words, embedded as index terms are: a word that is an index term
+        already has one, ``cache`` keeps those embedded before; only the rest go through the model."""
+        todo = [w for w in words if w not in self.rows and w not in cache]
+        if todo:
+            if len(cache) + len(todo) > WORD_CACHE:
+                cache.clear()
+            cache.update(zip(todo, embedder.encode_queries(todo), strict=True))
+        return np.stack([self.vectors[self.rows[w]] if w in self.rows else cache[w] for w in words])
 
     def nearest_other_script(self, words: Sequence[str], word_vectors: np.ndarray) -> list[str]:
         """For each word, the index term in the other script (Hangul for a Latin word and the

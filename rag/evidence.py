@@ -166,7 +166,7 @@ def gather(
     _decide(ev, cos, mean, nearest)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
-        _score(ev, embedder, _stored_sentence_vectors(retriever, rows, ev.hits))
+        _score(ev, embedder, _stored_sentence_vectors(retriever, rows, [h for h in ev.hits if h.chunk.lang != lang]))
     return ev
 
 
@@ -277,7 +277,7 @@ def _stored_sentence_vectors(retriever: Retriever, rows: dict[str, int], hits: l
         return {}
     out: dict[str, np.ndarray] = {}
     for h in hits:
-        texts = sentence_texts(h.chunk)
+        texts = sentence_texts(h.chunk, sentence_spans(h.chunk.text, h.chunk.lang))
         vecs = stored.of(rows[h.chunk.chunk_id])
         if len(texts) == len(vecs):
             out.update(zip(texts, np.asarray(vecs, dtype=np.float32), strict=True))

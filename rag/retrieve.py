@@ -61,6 +61,7 @@ class Retriever:
         self.settings = settings
         self.fusion = fusion or Fusion()
         self._chunk_langs = np.array([c.lang or "" for c in index.chunks])
+        self._word_vectors: dict[str, np.ndarray] = {}  # question words embedded for cross-language BM25
 
     @classmethod
     def open(cls, settings: Settings, index_dir: str | Path | None = None) -> Retriever:
@@ -140,7 +141,7 @@ class Retriever:
         words = sorted({t for t in tokens(question) if translatable(t)})
         if not words:
             return {}
-        mapped = terms.nearest_other_script(words, self.embedder.encode_queries(words))  # type: ignore[attr-defined]
+        mapped = terms.nearest_other_script(words, terms.word_vectors(words, self.embedder, self._word_vectors))
         bm = np.where(other, self.index.lexical.term_scores(mapped), 0.0)
         if allowed is not None:
             mask = np.zeros(len(bm), dtype=bool)

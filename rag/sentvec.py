@@ -72,9 +72,11 @@ class SentenceVectors:
         return cls(vectors, offsets)
 
 
-def sentence_texts(c: Chunk) -> list[str]:
-    """The sentences of a passage that get their own vector: none for a one-sentence passage."""
-    texts = [c.text[s:e] for s, e in split_sentences(c.text, c.lang or None) if e - s >= MIN_CHARS]
+def sentence_texts(c: Chunk, spans: Sequence[tuple[int, int]] | None = None) -> list[str]:
+    """The sentences of a passage that get their own vector: none for a one-sentence passage.
+    ``spans`` are the passage's sentence spans when the caller has them already."""
+    spans = split_sentences(c.text, c.lang or None) if spans is None else spans
+    texts = [c.text[s:e] for s, e in spans if e - s >= MIN_CHARS]
     return texts if len(texts) > 1 else []
 
 
