@@ -34,11 +34,12 @@ def write_corpus(folder: Path, articles: dict[str, str] = ARTICLES) -> Path:
 
 
 class CountingEmbedder:
-    """The real embedder, counting how many passages it embeds."""
+    """The real embedder, counting how many passages (and sentences) and index terms it embeds."""
 
     def __init__(self, inner: Any, fail_after: int | None = None) -> None:
         self.inner = inner
         self.embedded = 0
+        self.terms = 0
         self.fail_after = fail_after
         self.model_id, self.checksum, self.dim = inner.model_id, inner.checksum, inner.dim
 
@@ -51,6 +52,10 @@ class CountingEmbedder:
         self.embedded += len(texts)
         return np.asarray(self.inner.encode_passages(texts, progress=progress))
 
+    def encode_queries(self, texts: list[str], progress: Any = None) -> np.ndarray:
+        self.terms += len(texts)
+        return np.asarray(self.inner.encode_queries(texts, progress=progress))
+
 
 def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings, embedder: Any) -> None:
     corpus = write_corpus(tmp_path / "corpus")
@@ -59,9 +64,10 @@ def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings,
     r1 = build_index(settings, [corpus], idx, progress=False, embedder=first)
     assert r1.documents == 3 and r1.chunks >= 3 and r1.embedded == r1.chunks
     assert r1.sentences_embedded > 0 and first.embedded == r1.chunks + r1.sentences_embedded
+    assert r1.terms_embedded > 0 and first.terms == r1.terms_embedded
     second = CountingEmbedder(embedder)
     r2 = build_index(settings, [corpus], idx, progress=False, embedder=second)
-    assert r2.up_to_date and second.embedded == 0
+    assert r2.up_to_date and second.embedded == 0 and second.terms == 0
     manifest = json.loads((idx / "manifest.json").read_text())
     assert manifest["format"] == "rag-index/1"
     assert manifest["embedding"]["model"] == settings.embed_model
@@ -83,6 +89,7 @@ def test_add_and_delete_article(tmp_path: Path, settings: Settings, embedder: An
     # only the new passage and its two sentences go through the model
     assert r.added == ("new",) and len(new_chunks) == 1 and r.embedded == 1
     assert r.sentences_embedded == 2 and counting.embedded == 3
+    assert 0 < counting.terms == r.terms_embedded <= 10  # the new article's new terms, not the ~50 known ones
     (corpus / "kbo.md").unlink()
     counting = CountingEmbedder(embedder)
     r = build_index(settings, [corpus], idx, progress=False, embedder=counting)
