@@ -4,8 +4,9 @@ An index folder holds ``manifest.json``, ``vectors.faiss`` (FAISS id = row of
 the chunk store), ``chunks.jsonl`` (the chunk store), ``docs.jsonl`` (document
 metadata), ``bm25/``, the sentence vectors (``sentences.npy``,
 ``sentence_offsets.npy``, see ``sentvec``) and the BM25 term vectors
-(``terms.npy``, ``terms.json``, see ``crosslex``). It is written into a temporary sibling and swapped in,
-so an interrupted build leaves the previous index usable. Updates re-embed only
+(``terms.npy``, ``terms.json``, see ``crosslex``). It is written into a
+temporary sibling and swapped in, so an interrupted build leaves the previous
+index usable. Updates re-embed only
 passages whose text is new: vectors of unchanged passages (and of their
 sentences, and of known terms) are taken from the previous index. This module
 does not rank or fuse results (see ``retrieve``).
@@ -299,10 +300,12 @@ def build_index(
         keep = set(kept)
         chunks += [c for c in old.chunks if c.doc_id in keep]
         metas += [old.docs[k] for k in kept]
-    vectors, embedded = _vectors_for(chunks, old, embedder, progress, settings)
-    old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old and old.sentences else {}
+    # a passage (and its sentences) whose text the previous index holds keeps its vectors
+    keys = [text_key(c.text) for c in chunks]
+    old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
+    vectors, embedded = _vectors_for(chunks, keys, old, old_rows, embedder, progress)
     sentences, n_sentences = build_sentences(
-        chunks, [text_key(c.text) for c in chunks], old.sentences if old else None, old_rows, embedder, progress
+        chunks, keys, old.sentences if old else None, old_rows if old and old.sentences else {}, embedder, progress
     )
     lexical = Lexical.build([c.text for c in chunks])
     terms, n_terms = build_terms(lexical.vocabulary(), old.terms if old else None, embedder, progress)
@@ -367,22 +370,18 @@ def _chunk_all(
 
 
 def _vectors_for(
-    chunks: list[Chunk], old: Index | None, embedder: Any, progress: bool, settings: Settings
+    chunks: list[Chunk], keys: list[str], old: Index | None, old_rows: dict[str, int], embedder: Any, progress: bool
 ) -> tuple[np.ndarray, int]:
     from tqdm import tqdm
 
-    cache: dict[str, int] = {}
-    if old is not None:
-        cache = {text_key(c.text): i for i, c in enumerate(old.chunks)}
-    keys = [text_key(c.text) for c in chunks]
-    todo = [i for i, k in enumerate(keys) if k not in cache]
+    todo = [i for i, k in enumerate(keys) if k not in old_rows]
     dim = embedder.dim
     out = np.zeros((len(chunks), dim), dtype=np.float32)
     if old is not None and len(todo) < len(chunks):
         old_vecs = old.vectors()
         for i, k in enumerate(keys):
-            if k in cache:
-                out[i] = old_vecs[cache[k]]
+            if k in old_rows:
+                out[i] = old_vecs[old_rows[k]]
     if todo:
         with tqdm(
             total=len(todo), desc="embedding", unit="passage", disable=not progress, file=sys.stderr

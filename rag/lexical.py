@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.text import tokens, tokens_batch
+from rag.text import tokens_batch
 
 
 class Lexical:
@@ -47,12 +47,9 @@ class Lexical:
         """Every term that occurs in some passage."""
         return [t for t in self._bm25.vocab_dict if t]
 
-    def scores(self, question: str) -> np.ndarray:
-        """BM25 score of ``question`` against every passage (zeros when nothing matches)."""
-        return self.term_scores(tokens(question))
-
     def term_scores(self, terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of a bag of terms against every passage; unknown terms count for nothing."""
+        """BM25 score of a bag of terms (``rag.text.tokens`` of a question) against every passage;
+        unknown terms count for nothing, zeros when nothing matches."""
         if self.size == 0:
             return np.zeros(0, dtype=np.float32)
         q = [t for t in terms if t and t in self._bm25.vocab_dict]

@@ -116,42 +116,31 @@ class Retriever:
         if qvec is not None:
             ids, scores = self.index.dense_search(qvec, n_cand, allowed)
             dense = dict(zip(ids.tolist(), scores.tolist(), strict=True))
-        lex: dict[int, float] = {}
-        if mode != "dense":
-            bm = self.index.lexical.scores(question)
-            if allowed is not None:
-                mask = np.zeros(len(bm), dtype=bool)
-                mask[allowed] = True
-                bm = np.where(mask, bm, 0.0)
-            top = np.argsort(-bm)[:n_cand]
-            lex = {int(i): float(bm[i]) for i in top if bm[i] > 0}
         if mode == "dense":
             return sorted(dense.items(), key=lambda x: -x[1])[:k]
+        words = tokens(question)  # Kiwi runs once per question, for both lexical scores
+        lex = _top(self.index.lexical.term_scores(words), allowed, n_cand)
         if mode == "bm25":
             return sorted(lex.items(), key=lambda x: -x[1])[:k]
-        return self._fuse(question, qvec, dense, lex, self._translated(question, allowed, n_cand), k)
+        qlang = detect_lang(question) or "en"
+        return self._fuse(qlang, qvec, dense, lex, self._translated(words, qlang, allowed, n_cand), k)
 
-    def _translated(self, question: str, allowed: np.ndarray | None, n_cand: int) -> dict[int, float]:
+    def _translated(
+        self, words: list[str], qlang: str, allowed: np.ndarray | None, n_cand: int
+    ) -> dict[int, float]:
         """BM25 of the question's words mapped to the other script, on other-language passages."""
         terms = self.index.terms
-        qlang = detect_lang(question) or "en"
         other = self._chunk_langs != qlang
         if terms is None or not self.fusion.translated or not other.any():
             return {}
-        words = sorted({t for t in tokens(question) if translatable(t)})
-        if not words:
+        todo = sorted({w for w in words if translatable(w)})
+        if not todo:
             return {}
-        mapped = terms.nearest_other_script(words, terms.word_vectors(words, self.embedder, self._word_vectors))
-        bm = np.where(other, self.index.lexical.term_scores(mapped), 0.0)
-        if allowed is not None:
-            mask = np.zeros(len(bm), dtype=bool)
-            mask[allowed] = True
-            bm = np.where(mask, bm, 0.0)
-        top = np.argsort(-bm)[:n_cand]
-        return {int(i): float(bm[i]) for i in top if bm[i] > 0}
+        mapped = terms.nearest_other_script(todo, terms.word_vectors(todo, self.embedder, self._word_vectors))
+        return _top(np.where(other, self.index.lexical.term_scores(mapped), 0.0), allowed, n_cand)
 
     def _fuse(
-        self, question: str, qvec: np.ndarray | None, dense: dict[int, float], lex: dict[int, float],
+        self, qlang: str, qvec: np.ndarray | None, dense: dict[int, float], lex: dict[int, float],
         trans: dict[int, float], k: int,
     ) -> list[tuple[int, float]]:
         rows = np.array(sorted(set(dense) | set(lex) | set(trans)), dtype=np.int64)
@@ -168,7 +157,6 @@ class Retriever:
         b_norm = b / b.max() if b.max() > 0 else b
         t = np.array([trans.get(int(r), 0.0) for r in rows], dtype=np.float32)
         t_norm = t / t.max() if t.max() > 0 else t
-        qlang = detect_lang(question) or "en"
         same = self._chunk_langs[rows] == qlang
         w = np.where(same, self.fusion.same_lang, self.fusion.cross_lang)
         wt = np.where(same, 0.0, self.fusion.translated)
@@ -193,3 +181,13 @@ class Retriever:
             rank=rank, score=score, chunk=c, title=m.get("title", ""), url=m.get("url", ""),
             outlet=m.get("outlet", ""), author=m.get("author", ""), published=m.get("published", ""),
         )
+
+
+def _top(scores: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
+    """The ``n`` best rows with a positive score, among ``allowed`` rows when given."""
+    if allowed is not None:
+        mask = np.zeros(len(scores), dtype=bool)
+        mask[allowed] = True
+        scores = np.where(mask, scores, 0.0)
+    top = np.argsort(-scores)[:n]
+    return {int(i): float(scores[i]) for i in top if scores[i] > 0}

@@ -10,6 +10,7 @@ import pytest
 from rag.config import Settings
 from rag.index import build_index
 from rag.retrieve import Filters, Retriever
+from rag.text import tokens
 from tests.test_index import write_corpus
 
 SEED_KNOWN = [
@@ -90,7 +91,7 @@ def test_question_words_map_to_terms_of_the_other_script(small: Retriever) -> No
     assert mapped[0] in {"야구", "프로야구"} and mapped[1] == "반도체"
     assert mapped[2] in {"heavy", "rain"}  # 폭우 = heavy rain
     # the mapped terms score the Korean baseball article for an English question without Latin matches
-    rows = small._translated("Who won the opening baseball game?", None, 10)
+    rows = small._translated(tokens("Who won the opening baseball game?"), "en", None, 10)
     assert rows and small.index.chunks[max(rows, key=lambda r: rows[r])].doc_id == "kbo"
 
 
