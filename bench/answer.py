@@ -54,6 +54,7 @@ def _bench(settings: Settings, corpus: list[Path], questions: list[str], embedde
             abstained += a.abstained
     ms, cms = sorted(times), sorted(cpu)
     return {
+        "query_embedder": type(retriever.embedder).__name__,  # OnnxEmbedder once `rag index` exported it
         "passages": report.chunks,
         "questions": len(ms),
         "p50_ms": round(statistics.median(ms), 1),

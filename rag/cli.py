@@ -82,8 +82,24 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         _log(f"rag: indexed {report.documents} documents, {report.chunks} passages into {report.index_dir} "
              f"({report.embedded} embedded, {report.reused} reused, {report.seconds:.1f}s) / 색인 완료")
+    _prepare_query_embedder(settings, quiet=args.quiet)
     _print_json(report.to_json())
     return 0
+
+
+def _prepare_query_embedder(settings: Any, quiet: bool) -> None:
+    """Export the model to ONNX once, so search and serve start without torch (rag.onnxembed)."""
+    from rag.embed import prepare_query_embedder
+
+    meta = prepare_query_embedder(settings, lambda m: None if quiet else _log(f"rag: {m}"))
+    if meta is None:
+        return
+    if meta.get("ok"):
+        _log(f"rag: questions will be embedded with the ONNX export (least cosine with sentence-transformers "
+             f"{meta['min_cosine']} over {meta['probe_texts']} texts) / 질문 임베딩에 ONNX 모델을 씁니다")
+    else:
+        _log(f"rag: the ONNX export is not used ({meta.get('reason', '')}); questions are embedded with "
+             "sentence-transformers / 질문 임베딩에 sentence-transformers를 씁니다")
 
 
 # ----------------------------------------------------------------- search

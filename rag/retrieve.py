@@ -65,11 +65,11 @@ class Retriever:
 
     @classmethod
     def open(cls, settings: Settings, index_dir: str | Path | None = None) -> Retriever:
-        """Load the index (validated) and its embedding model."""
-        from rag.embed import load_embedder
+        """Load the index (validated) and its embedding model (the ONNX export when there is one)."""
+        from rag.embed import load_query_embedder
 
         index = load_index(index_dir or settings.index_dir, settings)
-        return cls(index, load_embedder(settings), settings)
+        return cls(index, load_query_embedder(settings), settings)
 
     # ------------------------------------------------------------ public
     def search(

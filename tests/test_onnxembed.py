@@ -1,0 +1,141 @@
+"""The ONNX export that embeds questions: same vectors as sentence-transformers, no torch.
+
+Real model and real ONNX Runtime. The export is made once per session into a
+tmp cache folder (the bundled model is linked in), the way ``rag index`` makes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.e5convert import bundled_model_dir
+from rag.embed import Embedder, load_query_embedder, model_checksum, prepare_query_embedder
+from rag.index import load_index
+from rag.onnxembed import MODEL, WEIGHTS, OnnxEmbedder, folder_for, read_meta
+from rag.retrieve import Retriever
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = [t for t in (ROOT / "tests" / "data" / "fidelity_texts.txt").read_text(encoding="utf-8").split("\n") if t]
+QUESTIONS = [
+    "KT 컨소시엄에 참여한 공공기관은?",
+    "Which teams were eliminated from the national AI foundation model project?",
+    "네이버클라우드는 왜 탈락했나?",
+    "What did the ministry say about the second evaluation?",
+    "오늘 점심 메뉴 추천해줘",
+]
+
+
+def _cache_with_model(model_cache: str, folder: Path) -> Path:
+    """A fresh cache folder that holds (a link to) the converted bundled model."""
+    real = bundled_model_dir(model_cache)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / real.name).symlink_to(real, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(model_cache: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = _cache_with_model(model_cache, tmp_path_factory.mktemp("onnx") / "cache")
+    messages: list[str] = []
+    meta = prepare_query_embedder(Settings(cache_dir=str(cache)), messages.append)
+    assert meta is not None and meta["ok"], (meta, messages)
+    return cache
+
+
+def test_export_embeds_like_sentence_transformers(onnx_cache: Path, embedder: Embedder) -> None:
+    fast = load_query_embedder(Settings(cache_dir=str(onnx_cache)))
+    assert isinstance(fast, OnnxEmbedder)
+    assert (fast.model_id, fast.checksum, fast.dim) == (embedder.model_id, embedder.checksum, embedder.dim)
+    assert len(TEXTS) >= 100
+    for ref, got in ((embedder.encode_queries, fast.encode_queries), (embedder.encode_passages, fast.encode_passages)):
+        cos = np.sum(ref(TEXTS) * got(TEXTS), axis=1)
+        assert cos.min() >= 0.9999, (float(cos.min()), TEXTS[int(cos.argmin())])
+    # one text at a time (no padding) gives the same vector as in a batch
+    single = np.stack([fast.encode_queries([t])[0] for t in TEXTS[:10]])
+    assert np.allclose(single, fast.encode_queries(TEXTS[:10]), atol=1e-5)
+    # the same token ids as the model's own tokenizer, on Korean news text
+    for text in TEXTS[:30]:
+        prompted = embedder.query_prompt + embedder.prenormalize(text)
+        want = embedder.model.tokenizer(prompted, truncation=True, max_length=embedder.max_tokens)["input_ids"]
+        assert fast.tokenizer.encode(prompted).ids == want
+    assert fast.count_tokens(TEXTS[0]) == embedder.count_tokens(TEXTS[0])
+    meta = read_meta(folder_for(onnx_cache, embedder.checksum), embedder.checksum)
+    assert meta is not None and meta["min_cosine"] >= 0.9999 and meta["probe_texts"] >= 50
+
+
+def test_search_with_the_export_ranks_as_sentence_transformers(
+    onnx_cache: Path, settings: Settings, seed_index: Path, embedder: Embedder
+) -> None:
+    fast = Retriever.open(replace(settings, cache_dir=str(onnx_cache)), seed_index)
+    assert isinstance(fast.embedder, OnnxEmbedder)
+    slow = Retriever(load_index(seed_index, settings), embedder, settings)
+    for q in QUESTIONS:
+        a, b = fast.search(q, k=5), slow.search(q, k=5)
+        assert [h.chunk.chunk_id for h in a] == [h.chunk.chunk_id for h in b], q
+        assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+
+
+def test_answering_process_never_imports_torch(onnx_cache: Path, seed_index: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from rag.config import Settings\n"
+        "from rag.retrieve import Retriever\n"
+        "from rag.answer import answer\n"
+        "s = Settings.from_env()\n"
+        "a = answer(Retriever.open(s), 'KT 컨소시엄에 참여한 공공기관은?', settings=s)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'cited': len(a.citations), 'abstained': a.abstained}))\n"
+    )
+    env = {**os.environ, "RAG_CACHE_DIR": str(onnx_cache), "RAG_INDEX_DIR": str(seed_index), "RAG_LLM_BASE_URL": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"heavy": [], "cited": result["cited"], "abstained": False} and result["cited"] >= 1
+
+
+def _copy_export(onnx_cache: Path, model_cache: str, dest: Path) -> tuple[Settings, Path]:
+    cache = _cache_with_model(model_cache, dest)
+    settings = Settings(cache_dir=str(cache))
+    checksum = model_checksum(settings)
+    shutil.copytree(folder_for(onnx_cache, checksum), folder_for(cache, checksum))
+    return settings, folder_for(cache, checksum)
+
+
+def test_truncated_export_is_ignored_and_rag_index_makes_it_again(
+    onnx_cache: Path, model_cache: str, tmp_path: Path
+) -> None:
+    settings, folder = _copy_export(onnx_cache, model_cache, tmp_path / "cache")
+    with open(folder / WEIGHTS, "r+b") as f:
+        f.truncate(1000)
+    assert isinstance(load_query_embedder(settings), Embedder)  # sentence-transformers, still searching
+    logged: list[str] = []
+    meta = prepare_query_embedder(settings, logged.append)
+    assert meta is not None and meta["ok"] and logged
+    assert isinstance(load_query_embedder(settings), OnnxEmbedder)
+
+
+def test_unreadable_export_warns_with_its_file_and_falls_back(
+    onnx_cache: Path, model_cache: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, folder = _copy_export(onnx_cache, model_cache, tmp_path / "cache")
+    size = (folder / MODEL).stat().st_size
+    (folder / MODEL).write_bytes(b"\0garbage" * (size // 8) + b"\0" * (size % 8))  # same size, not a graph
+    assert isinstance(load_query_embedder(settings), Embedder)
+    err = capsys.readouterr().err
+    assert str(folder / MODEL) in err and "rag index" in err
+
+
+def test_export_can_be_switched_off(onnx_cache: Path) -> None:
+    settings = Settings(cache_dir=str(onnx_cache), onnx=False)
+    assert isinstance(load_query_embedder(settings), Embedder)
+    assert prepare_query_embedder(settings, print) is None
