@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.config import Settings  # noqa: E402
 from rag.crosslex import build as build_terms  # noqa: E402
-from rag.embed import load_embedder  # noqa: E402
+from rag.embed import load_embedder, load_query_embedder  # noqa: E402
 from rag.index import build_index, load_index, write_index  # noqa: E402
 from rag.lexical import Lexical  # noqa: E402
 from rag.records import Chunk  # noqa: E402
@@ -119,7 +119,7 @@ def synthetic(settings: Settings, tmp: Path, n: int, n_queries: int) -> dict[str
     terms, _ = build_terms(lexical.vocabulary(), None, embedder, progress=False)
     factory = write_index(tmp / "syn", settings, embedder, chunks, metas, vecs, sentences, terms, lexical)
     build_s = time.perf_counter() - t
-    retriever = Retriever(load_index(tmp / "syn", settings), embedder, settings)
+    retriever = Retriever(load_index(tmp / "syn", settings), load_query_embedder(settings), settings)
     # ANN recall against exact search on queries near stored vectors
     import faiss
 
@@ -150,6 +150,7 @@ def main() -> None:
         tmp = Path(d)
         build_index(settings, [ROOT / "corpus"], tmp / "seed", progress=False)
         seed = Retriever.open(settings, tmp / "seed")
+        out["query_embedder"] = type(seed.embedder).__name__  # OnnxEmbedder once `rag index` exported the model
         out["shipped_corpus"] = {"passages": len(seed.index.chunks), **latency(seed, QUESTIONS, args.queries),
                                  "bytes_per_passage": round(dir_bytes(tmp / "seed") / len(seed.index.chunks))}
         out["indexing"] = indexing(settings, tmp, args.index_passages)
