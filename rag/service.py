@@ -105,6 +105,11 @@ class Service:
             return
         self._retriever, self._error, self._examples = r, "", {}
         self.load_seconds = time.perf_counter() - t0
+        from rag.onnxembed import OnnxEmbedder
+
+        if self.settings.onnx and not isinstance(r.embedder, OnnxEmbedder):
+            log.warning("questions are embedded with sentence-transformers (slower start): run `rag index` once "
+                        "to export the model to ONNX / `rag index`를 한 번 실행하면 더 빨라집니다")
 
     def retriever(self) -> Any:
         """The retriever, or None while the index is missing (then it is looked for again now and then)."""
