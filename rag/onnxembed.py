@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,8 +166,6 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
     )
     args = tuple(torch.tensor([getattr(e, n) for e in sample], dtype=torch.long) for n in ("ids", "attention_mask"))
     axes = {n: {0: "batch", 1: "tokens"} for n in INPUTS}
-    import warnings
-
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer and deprecation chatter; fidelity is checked after
         torch.onnx.export(
