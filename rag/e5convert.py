@@ -500,8 +500,9 @@ def stamp_is_valid(folder: Path, bin_path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Serialise conversions between processes (POSIX); a no-op where fcntl is missing."""
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Serialise work on a cache folder (conversion, export) between processes (POSIX); a no-op
+    where fcntl is missing."""
     try:
         import fcntl
     except ImportError:
@@ -593,7 +594,7 @@ def bundled_model_dir(cache_dir: str | Path) -> Path:
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(target.parent / f".{DIR_NAME}.lock"):
+        with file_lock(target.parent / f".{DIR_NAME}.lock"):
             if stamp_is_valid(target, bin_path):  # another process finished it meanwhile
                 return target
             _clean_leftovers(target)

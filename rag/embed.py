@@ -159,17 +159,22 @@ def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> di
     if not settings.onnx:
         return None
     from rag import onnxembed
+    from rag.e5convert import file_lock
 
     checksum = model_checksum(settings)
     folder = onnxembed.folder_for(settings.cache_dir, checksum)
     if onnxembed.read_meta(folder, checksum) is not None:
         return None
-    try:
-        return onnxembed.export(load_embedder(settings), folder, log)
-    except Exception as e:  # exporters fail on exotic models: searching still works, only slower
-        log(f"could not export the embedding model to ONNX ({type(e).__name__}: {str(e)[:200]}); "
-            "searching uses sentence-transformers")
-        return {"ok": False, "reason": str(e)[:200]}
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(folder.parent / f".{folder.name}.lock"):  # two `rag index` at once export once
+        if onnxembed.read_meta(folder, checksum) is not None:
+            return None
+        try:
+            return onnxembed.export(load_embedder(settings), folder, log)
+        except Exception as e:  # exporters fail on exotic models: searching still works, only slower
+            log(f"could not export the embedding model to ONNX ({type(e).__name__}: {str(e)[:200]}); "
+                "searching uses sentence-transformers")
+            return {"ok": False, "reason": str(e)[:200]}
 
 
 def model_checksum(settings: Settings) -> str:
