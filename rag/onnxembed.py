@@ -43,10 +43,12 @@ MODEL = "model.onnx"
 WEIGHTS = "model.onnx.data"  # the graph's weights (ONNX external data)
 TOKENIZER = "tokenizer.json"
 FIDELITY = 0.9999  # least cosine between an exported and a sentence-transformers vector
+PROBE = "KT 컨소시엄 평가 결과 / evaluation results"  # re-embedded at each load: catches damaged weights
 INPUTS = ("input_ids", "attention_mask")
 
 
 def folder_for(cache_dir: str | Path, checksum: str) -> Path:
+    """Where the export of the model with this checksum lives."""
     return Path(cache_dir).expanduser() / "onnx" / checksum[:16]
 
 
@@ -113,7 +115,12 @@ def export(embedder: Any, folder: Path, log: Callable[[str], None] = lambda _m: 
     backend = getattr(embedder.model.tokenizer, "backend_tokenizer", None)
     if backend is None:
         return {"ok": False, "reason": "the model has no fast tokenizer"}
+    if any(getattr(m, "include_prompt", True) is False for m in embedder.model):
+        return {"ok": False, "reason": "the model's pooling leaves out the prompt, which the export cannot"}
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for old in folder.parent.glob(f".{folder.name}.*"):  # left by an interrupted export
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         t0 = time.perf_counter()
@@ -135,10 +142,16 @@ def export(embedder: Any, folder: Path, log: Callable[[str], None] = lambda _m: 
             "export_seconds": round(time.perf_counter() - t0, 1),
         }
         log(f"exported the embedding model to ONNX in {meta['export_seconds']} s; checking it")
+        meta["folder"] = str(folder)
         meta.update(_fidelity(embedder, load(tmp, meta, (embedder.query_prompt, embedder.passage_prompt),
                                              embedder.batch_size)))
+        meta["probe"] = {"text": PROBE, "prompt": embedder.query_prompt,
+                         "vector": [round(float(x), 7) for x in embedder.encode_queries([PROBE])[0]]}
         meta["files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
         _write_meta(tmp, meta)
+        for p in tmp.iterdir():  # mkdtemp made it private; other users (a service account) may read it
+            p.chmod(0o644)
+        tmp.chmod(0o755)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
@@ -240,8 +253,9 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
     """Open an exported model with (query, passage) ``prompts``; raises on unreadable files
     (callers fall back to sentence-transformers)."""
     import onnxruntime as ort
+    from tokenizers import Tokenizer
 
-    from rag.embed import _fast_counter, _identity, charmap_prenormalizer
+    from rag.embed import LazyCounter, charmap_prenormalizer, fast_counter, identity
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
@@ -252,10 +266,8 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
     spec = (folder / TOKENIZER).read_text(encoding="utf-8")
     split = bool(meta.get("split_special_tokens"))
     pad_id, pad = meta["pad"]
-    prenormalize = charmap_prenormalizer(folder / meta["charmap"]) if meta.get("charmap") else _identity
-    from tokenizers import Tokenizer
-
-    return OnnxEmbedder(
+    prenormalize = charmap_prenormalizer(folder / meta["charmap"]) if meta.get("charmap") else identity
+    embedder = OnnxEmbedder(
         model_id=str(meta["model_id"]),
         checksum=str(meta["checksum"]),
         dim=int(meta["dim"]),
@@ -265,6 +277,13 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
         batch_size=max(1, batch_size),
         session=session,
         tokenizer=_tokenizer(spec, int(meta["max_tokens"]), int(pad_id), str(pad), split),
-        counter=_fast_counter(Tokenizer.from_str(spec), prenormalize, split),
+        counter=LazyCounter(lambda: fast_counter(Tokenizer.from_str(spec), prenormalize, split)),
         prenormalize=prenormalize,
     )
+    probe = meta.get("probe")
+    if probe:  # sizes were checked by read_meta; this checks the numbers
+        got = embedder._encode([str(probe["text"])], str(probe["prompt"]), None)[0]
+        cos = float(got @ np.asarray(probe["vector"], dtype=np.float32))
+        if cos < FIDELITY:
+            raise ValueError(f"the weights no longer give the checked vector (cosine {cos:.4f})")
+    return embedder

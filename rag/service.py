@@ -108,8 +108,9 @@ class Service:
         from rag.onnxembed import OnnxEmbedder
 
         if self.settings.onnx and not isinstance(r.embedder, OnnxEmbedder):
-            log.warning("questions are embedded with sentence-transformers (slower start): run `rag index` once "
-                        "to export the model to ONNX / `rag index`를 한 번 실행하면 더 빨라집니다")
+            log.warning("no usable ONNX export of the model: questions are embedded with sentence-transformers "
+                        "(slower start). `rag index` makes the export or says why it cannot / "
+                        "`rag index`를 실행하면 ONNX 모델을 만들어 더 빨라집니다")
 
     def retriever(self) -> Any:
         """The retriever, or None while the index is missing (then it is looked for again now and then)."""

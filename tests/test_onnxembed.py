@@ -69,8 +69,11 @@ def test_export_embeds_like_sentence_transformers(onnx_cache: Path, embedder: Em
         want = embedder.model.tokenizer(prompted, truncation=True, max_length=embedder.max_tokens)["input_ids"]
         assert fast.tokenizer.encode(prompted).ids == want
     assert fast.count_tokens(TEXTS[0]) == embedder.count_tokens(TEXTS[0])
-    meta = read_meta(folder_for(onnx_cache, embedder.checksum), embedder.checksum)
+    folder = folder_for(onnx_cache, embedder.checksum)
+    meta = read_meta(folder, embedder.checksum)
     assert meta is not None and meta["min_cosine"] >= 0.9999 and meta["probe_texts"] >= 50
+    # readable by other users (a service account), like the rest of the cache
+    assert all(p.stat().st_mode & 0o444 == 0o444 for p in [folder, *folder.iterdir()])
 
 
 def test_search_with_the_export_ranks_as_sentence_transformers(
@@ -96,7 +99,8 @@ def test_answering_process_never_imports_torch(onnx_cache: Path, seed_index: Pat
         "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
         "print(json.dumps({'heavy': heavy, 'cited': len(a.citations), 'abstained': a.abstained}))\n"
     )
-    env = {**os.environ, "RAG_CACHE_DIR": str(onnx_cache), "RAG_INDEX_DIR": str(seed_index), "RAG_LLM_BASE_URL": ""}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_CACHE_DIR=str(onnx_cache), RAG_INDEX_DIR=str(seed_index))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -124,7 +128,7 @@ def test_truncated_export_is_ignored_and_rag_index_makes_it_again(
     assert isinstance(load_query_embedder(settings), OnnxEmbedder)
 
 
-def test_unreadable_export_warns_with_its_file_and_falls_back(
+def test_unreadable_export_warns_with_its_folder_and_falls_back(
     onnx_cache: Path, model_cache: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings, folder = _copy_export(onnx_cache, model_cache, tmp_path / "cache")
@@ -132,7 +136,27 @@ def test_unreadable_export_warns_with_its_file_and_falls_back(
     (folder / MODEL).write_bytes(b"\0garbage" * (size // 8) + b"\0" * (size % 8))  # same size, not a graph
     assert isinstance(load_query_embedder(settings), Embedder)
     err = capsys.readouterr().err
-    assert str(folder / MODEL) in err and "rag index" in err
+    assert str(folder) in err and "rag index" in err
+
+
+def test_weights_damaged_in_place_are_caught_by_the_probe_vector(
+    onnx_cache: Path, model_cache: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, folder = _copy_export(onnx_cache, model_cache, tmp_path / "cache")
+    size = (folder / WEIGHTS).stat().st_size
+    with open(folder / WEIGHTS, "r+b") as f:  # same size, so only the numbers can tell
+        f.seek(size - 8_000_000)
+        f.write(np.full(2_000_000, 0.5, dtype=np.float32).tobytes())
+    assert isinstance(load_query_embedder(settings), Embedder)
+    assert "checked vector" in capsys.readouterr().err
+
+
+def test_export_that_failed_its_check_is_not_used(onnx_cache: Path, model_cache: str, tmp_path: Path) -> None:
+    settings, folder = _copy_export(onnx_cache, model_cache, tmp_path / "cache")
+    meta = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    (folder / "encoder.json").write_text(json.dumps({**meta, "ok": False}), encoding="utf-8")
+    assert isinstance(load_query_embedder(settings), Embedder)
+    assert prepare_query_embedder(settings, print) is None  # not retried at every `rag index`
 
 
 def test_export_can_be_switched_off(onnx_cache: Path) -> None:
