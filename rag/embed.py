@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -270,16 +270,15 @@ def _load_bundled(settings: Settings) -> Embedder:
                          "delete that folder to rebuild it") from None
     from rag.e5convert import CHARMAP
 
-    embedder = _embedder(
+    return _embedder(
         settings, BUNDLED_MODEL, str(stamp.get("checksum", "")), model,
-        settings.query_prompt, settings.passage_prompt, charmap_prenormalizer(folder / CHARMAP),
+        settings.query_prompt, settings.passage_prompt, charmap_prenormalizer(folder / CHARMAP), folder / CHARMAP,
     )
-    return replace(embedder, charmap=str(folder / CHARMAP))
 
 
 def _embedder(
     settings: Settings, model_id: str, checksum: str, model: Any,
-    query: str, passage: str, prenormalize: Callable[[str], str],
+    query: str, passage: str, prenormalize: Callable[[str], str], charmap: Path | None = None,
 ) -> Embedder:
     dim_fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return Embedder(
@@ -293,6 +292,7 @@ def _embedder(
         model=model,
         counter=LazyCounter(lambda: _counter_for(model.tokenizer, prenormalize)),
         prenormalize=prenormalize,
+        charmap=str(charmap or ""),
     )
 
 

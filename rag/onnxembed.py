@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rag.background import background_lines
+from rag.e5convert import clean_leftovers, files_complete
 
 FORMAT = "rag-onnx/1"
 META = "encoder.json"
@@ -118,9 +119,7 @@ def export(embedder: Any, folder: Path, log: Callable[[str], None] = lambda _m: 
     if any(getattr(m, "include_prompt", True) is False for m in embedder.model):
         return {"ok": False, "reason": "the model's pooling leaves out the prompt, which the export cannot"}
     folder.parent.mkdir(parents=True, exist_ok=True)
-    for old in folder.parent.glob(f".{folder.name}.*"):  # left by an interrupted export
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+    clean_leftovers(folder)  # an interrupted export's temporary folder
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         t0 = time.perf_counter()
@@ -148,7 +147,7 @@ def export(embedder: Any, folder: Path, log: Callable[[str], None] = lambda _m: 
         meta["probe"] = {"text": PROBE, "prompt": embedder.query_prompt,
                          "vector": [round(float(x), 7) for x in embedder.encode_queries([PROBE])[0]]}
         meta["files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
-        _write_meta(tmp, meta)
+        (tmp / META).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         for p in tmp.iterdir():  # mkdtemp made it private; other users (a service account) may read it
             p.chmod(0o644)
         tmp.chmod(0o755)
@@ -210,10 +209,6 @@ def _fidelity(embedder: Any, exported: OnnxEmbedder) -> dict[str, Any]:
     return {"ok": ok, "reason": reason, "probe_texts": len(texts), "min_cosine": round(worst, 7)}
 
 
-def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
-    (folder / META).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-
-
 def read_meta(folder: Path, checksum: str) -> dict[str, Any] | None:
     """The export of the model ``checksum`` in ``folder`` when complete (files of the recorded
     sizes), else None. ``ok`` in it says whether it passed the fidelity check."""
@@ -223,12 +218,7 @@ def read_meta(folder: Path, checksum: str) -> dict[str, Any] | None:
         return None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("checksum") != checksum:
         return None
-    files = meta.get("files")
-    if not isinstance(files, dict) or not files:
-        return None
-    if any(not (folder / n).is_file() or (folder / n).stat().st_size != size for n, size in files.items()):
-        return None
-    return meta
+    return meta if files_complete(folder, meta.get("files")) else None
 
 
 def _tokenizer(spec: str, max_tokens: int, pad_id: int, pad: str, split_special: bool) -> Any:
