@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 
 from rag.config import Settings
+from rag.evaluate import first_relevant_rank, load_queries
 from rag.index import build_index
 from rag.retrieve import Filters, Retriever
 from rag.text import tokens
 from tests.test_index import write_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SEED_KNOWN = [
     ("KT 컨소시엄에 참여한 공공기관은?", "경찰청"),
@@ -27,6 +30,18 @@ SEED_KNOWN = [
 def test_seed_known_items_in_top3(seed_retriever: Retriever, question: str, evidence: str) -> None:
     hits = seed_retriever.search(question, k=3)
     assert any(evidence in h.chunk.text for h in hits), [h.chunk.chunk_id for h in hits]
+
+
+def test_hybrid_beats_each_retriever_alone_on_the_one_topic_seed_article(seed_retriever: Retriever) -> None:
+    """Issue 2 section 6 on a corpus about one topic: 22 questions written for this test, not for tuning."""
+    queries = load_queries(ROOT / "eval" / "seed_article.jsonl")
+    ranks = {
+        mode: [first_relevant_rank(q, seed_retriever.search(q.question, k=10, mode=mode)) for q in queries]
+        for mode in ("hybrid", "dense", "bm25")
+    }
+    top1 = {mode: sum(r == 1 for r in rs) for mode, rs in ranks.items()}
+    assert top1["hybrid"] >= max(top1["dense"], top1["bm25"]), top1
+    assert all(r is not None and r <= 3 for r in ranks["hybrid"]), ranks["hybrid"]
 
 
 def test_hits_carry_exact_spans_and_metadata(seed_retriever: Retriever) -> None:
