@@ -163,7 +163,7 @@ def gather(
     # which makes passages in both languages comparable (measured on the background set, so it
     # works for an index of any size)
     ev.baseline = by_lang
-    _decide(ev, cos, mean, nearest)
+    _decide(ev, cos, mean, nearest, settings.min_answer_score)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
         _score(ev, embedder, _stored_sentence_vectors(retriever, rows, [h for h in ev.hits if h.chunk.lang != lang]))
@@ -338,7 +338,8 @@ def _sentence_vectors(embedder: Any, texts: list[str]) -> list[np.ndarray]:
     return [found[t] for t in texts]  # type: ignore[misc]
 
 
-def _decide(ev: Evidence, cos: list[float], mean: float, background: float) -> None:
+def _decide(ev: Evidence, cos: list[float], mean: float, background: float, floor: float = 0.0) -> None:
+    """Answer or abstain; ``floor`` (``RAG_MIN_ANSWER_SCORE``, 0 = off) is a stricter cosine floor on top."""
     cal = CALIBRATION
     best = max(range(len(cos)), key=lambda i: cos[i])
     best_cos = cos[best]
@@ -358,5 +359,8 @@ def _decide(ev: Evidence, cos: list[float], mean: float, background: float) -> N
         ev.abstain, ev.reason = True, "no passage is specifically about the question"
     elif not same and best_cos < cal.cross_cos:
         ev.abstain, ev.reason = True, "no passage is about the question"
+    elif best_cos < floor:
+        ev.abstain, ev.reason = True, f"best passage's cosine {best_cos:.3f} is below RAG_MIN_ANSWER_SCORE={floor}"
     else:
         ev.abstain, ev.reason = False, "evidence"
+    ev.extra["reason"] = ev.reason

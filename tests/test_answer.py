@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,17 @@ def test_abstains_in_the_question_language(small: tuple[Retriever, dict], questi
     retriever, _ = small
     a = answer(retriever, question)
     assert a.abstained and a.citations == () and a.answer == ABSTAIN[lang] and a.lang == lang
+
+
+def test_min_answer_score_makes_abstention_stricter(small: tuple[Retriever, dict], settings: Settings) -> None:
+    retriever, _ = small
+    question = "부산 폭우로 통제된 터널은 몇 곳인가?"
+    plain = answer(retriever, question, settings=settings)
+    cos = plain.extra["scores"]["cos"]
+    assert not plain.abstained and 0 < cos < 0.99
+    assert not answer(retriever, question, settings=replace(settings, min_answer_score=cos - 0.01)).abstained
+    strict = answer(retriever, question, settings=replace(settings, min_answer_score=cos + 0.01))
+    assert strict.abstained and strict.answer == ABSTAIN["ko"] and "RAG_MIN_ANSWER_SCORE" in strict.extra["reason"]
 
 
 def test_filters_that_exclude_everything_abstain(small: tuple[Retriever, dict]) -> None:
