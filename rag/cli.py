@@ -172,6 +172,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             print(f"  [{c.n}] {c.title or c.doc_id} ({c.chunk_id}, {c.start}-{c.end}): {c.quote}")
         if a.notice:
             _log(f"rag: {a.notice}")
+        if a.abstained and a.extra.get("reason"):
+            _log(f"rag: abstained / 답변 보류: {a.extra['reason']}")
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer import ABSTAIN
 from tests.test_index import write_corpus
 
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -81,6 +82,20 @@ def test_index_search_eval_flow(workdir: tuple[Path, dict[str, str]]) -> None:
     assert r.returncode == 0, r.stderr
     m = json.loads(r.stdout)["retrieval"]
     assert m["all"]["recall@1"] == 1.0 and set(m["by_lang"]) == {"en", "ko"}
+
+
+def test_ask_and_a_stricter_answer_floor(workdir: tuple[Path, dict[str, str]]) -> None:
+    tmp, env = workdir
+    if not (tmp / "index").exists():
+        assert run(["index", "--corpus", "corpus"], env, tmp).returncode == 0
+    question = "부산 폭우로 통제된 터널은 몇 곳인가?"
+    r = run(["ask", question], env, tmp)
+    assert r.returncode == 0, r.stderr
+    assert "[1]" in r.stdout and "tunnels" in r.stdout  # the weather article is in English
+    strict = run(["ask", question], {**env, "RAG_MIN_ANSWER_SCORE": "0.99"}, tmp)
+    assert strict.returncode == 0, strict.stderr
+    assert strict.stdout.strip() == ABSTAIN["ko"]
+    assert "RAG_MIN_ANSWER_SCORE" in strict.stderr
 
 
 def test_user_errors_are_one_line(workdir: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
