@@ -134,12 +134,12 @@ def gather(
     if resolved != question:
         ev.extra["resolved"] = True
     if not resolved.strip():
-        ev.reason = "empty question"
+        ev.reason = ev.extra["reason"] = "empty question"
         return ev
     retriever = _memoized(retriever)
     ev.hits = retriever.search(resolved, k=settings.top_k, filters=filters)
     if not ev.hits:
-        ev.reason = "no passages"
+        ev.reason = ev.extra["reason"] = "no passages (empty index, or filters that exclude every article)"
         return ev
     embedder: Any = retriever.embedder
     ev.qvec = embedder.encode_queries([resolved])[0]
