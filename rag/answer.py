@@ -236,7 +236,8 @@ def _citation(n: int, hit: object, start: int, end: int, quote: str) -> Citation
 
 
 def abstention(ev: Evidence, notice: str = "") -> Answer:
-    """The "the articles do not say" answer in the question's language; cites nothing."""
+    """The "the articles do not say" answer in the question's language; cites nothing.
+    ``extra["reason"]`` says why (``rag ask`` prints it)."""
     text = ABSTAIN.get(ev.lang, ABSTAIN["en"])
     return Answer(
         question=ev.question,
@@ -248,7 +249,7 @@ def abstention(ev: Evidence, notice: str = "") -> Answer:
         mode="extractive",
         notice=notice,
         resolved_question=ev.resolved,
-        extra=dict(ev.extra),
+        extra={**ev.extra, "reason": ev.reason if ev.abstain else "no source sentence to quote"},
     )
 
 

@@ -134,12 +134,12 @@ def gather(
     if resolved != question:
         ev.extra["resolved"] = True
     if not resolved.strip():
-        ev.reason = ev.extra["reason"] = "empty question"
+        ev.reason = "empty question"
         return ev
     retriever = _memoized(retriever)
     ev.hits = retriever.search(resolved, k=settings.top_k, filters=filters)
     if not ev.hits:
-        ev.reason = ev.extra["reason"] = "no passages (empty index, or filters that exclude every article)"
+        ev.reason = "no passages (empty index, or filters that exclude every article)"
         return ev
     embedder: Any = retriever.embedder
     ev.qvec = embedder.encode_queries([resolved])[0]
@@ -363,4 +363,3 @@ def _decide(ev: Evidence, cos: list[float], mean: float, background: float, floo
         ev.abstain, ev.reason = True, f"best passage's cosine {best_cos:.3f} is below RAG_MIN_ANSWER_SCORE={floor}"
     else:
         ev.abstain, ev.reason = False, "evidence"
-    ev.extra["reason"] = ev.reason
