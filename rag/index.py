@@ -1,15 +1,10 @@
-"""Build, save (atomically), load (validated) and update the on-disk index.
+"""Build and update the index: corpus -> passages -> vectors, BM25, manifest.
 
-An index folder holds ``manifest.json``, ``vectors.faiss`` (FAISS id = row of
-the chunk store), ``chunks.jsonl`` (the chunk store), ``docs.jsonl`` (document
-metadata), ``bm25/``, the sentence vectors (``sentences.npy``,
-``sentence_offsets.npy``, see ``sentvec``) and the BM25 term vectors
-(``terms.npy``, ``terms.json``, see ``crosslex``). It is written into a
-temporary sibling and swapped in, so an interrupted build leaves the previous
-index usable. Updates re-embed only
-passages whose text is new: vectors of unchanged passages (and of their
-sentences, and of known terms) are taken from the previous index. This module
-does not rank or fuse results (see ``retrieve``).
+Updates re-embed only passages whose text is new: vectors of unchanged
+passages (and of their sentences, and of known terms) are taken from the
+previous index, and an unchanged corpus embeds nothing. The folder itself is
+written and read by :mod:`rag.indexfiles` (atomic, validated). This module does
+not rank or fuse results (see ``retrieve``).
 """
 
 from __future__ import annotations
@@ -17,14 +12,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import json
-import os
 import re
-import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,19 +26,16 @@ import numpy as np
 from rag.chunking import chunk
 from rag.config import Settings
 from rag.corpus import Problem, load_corpus
-from rag.crosslex import TERMS_FILE, TermVectors
-from rag.crosslex import VECTORS_FILE as TERM_VECTORS_FILE
+from rag.crosslex import TermVectors
 from rag.crosslex import build as build_terms
 from rag.errors import IndexStoreError
+from rag.indexfiles import FORMAT, Index, load_index, write_files
 from rag.lexical import Lexical
 from rag.records import Chunk, Document
-from rag.sentvec import OFFSETS_FILE, VECTORS_FILE, SentenceVectors
+from rag.sentvec import SentenceVectors
 from rag.sentvec import build as build_sentences
 
-FORMAT = "rag-index/1"
 CHUNKER_VERSION = 1
-FILES = ("vectors.faiss", "chunks.jsonl", "docs.jsonl", VECTORS_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE)
-REBUILD_HINT = "run `rag index --rebuild` to build it again"
 
 
 @dataclass(frozen=True)
@@ -87,156 +76,6 @@ class BuildReport:
             "sentences_embedded": self.sentences_embedded,
             "terms_embedded": self.terms_embedded,
         }
-
-
-@dataclass
-class Index:
-    """A loaded, validated index (read-only)."""
-
-    path: Path
-    manifest: dict[str, Any]
-    chunks: list[Chunk]
-    docs: dict[str, dict[str, str]]
-    faiss_index: Any
-    lexical: Lexical
-    sentences: SentenceVectors | None = None  # None in an index built before sentence vectors existed
-    terms: TermVectors | None = None  # likewise for term vectors
-    _vectors: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def model_id(self) -> str:
-        return str(self.manifest["embedding"]["model"])
-
-    def vectors(self) -> np.ndarray:
-        """All passage vectors (float32, row = chunk store row), reconstructed once."""
-        if self._vectors is None:
-            n = self.faiss_index.ntotal
-            self._vectors = (
-                self.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, self.faiss_index.d), np.float32)
-            )
-        return self._vectors
-
-    def dense_search(
-        self, qvec: np.ndarray, k: int, allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` rows by inner product; ``allowed`` restricts to those row ids."""
-        faiss: Any = importlib.import_module("faiss")  # untyped SWIG module
-
-        n = self.faiss_index.ntotal
-        k = min(k, n if allowed is None else len(allowed))
-        if k <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        q = np.ascontiguousarray(qvec.reshape(1, -1), dtype=np.float32)
-        if allowed is None:
-            scores, ids = self.faiss_index.search(q, k)
-        else:
-            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            params = (
-                faiss.SearchParametersHNSW(sel=sel, efSearch=_ef(self.manifest))
-                if self.manifest["faiss"]["factory"].startswith("HNSW")
-                else faiss.SearchParameters(sel=sel)
-            )
-            scores, ids = self.faiss_index.search(q, k, params=params)
-        keep = ids[0] >= 0
-        return ids[0][keep], scores[0][keep]
-
-
-def _ef(manifest: dict[str, Any]) -> int:
-    return int(manifest["faiss"].get("ef_search", 128))
-
-
-# ----------------------------------------------------------------- loading
-
-
-def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index:
-    """Load and validate an index folder; every problem names the file and the fix."""
-    path = Path(index_dir)
-    _recover_swap(path)
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise IndexStoreError(f"no index at {path} ({manifest_path} is missing): run `rag index` to build it")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise IndexStoreError(f"{manifest_path} is damaged ({e}): {REBUILD_HINT}") from None
-    if manifest.get("format") != FORMAT:
-        raise IndexStoreError(
-            f"{manifest_path}: unknown index format {manifest.get('format')!r} (this version reads {FORMAT!r}): "
-            + REBUILD_HINT
-        )
-    if settings is not None and manifest["embedding"]["model"] != settings.embed_model:
-        raise IndexStoreError(
-            f"{manifest_path}: the index was built with embedding model {manifest['embedding']['model']!r} "
-            f"but {settings.embed_model!r} is configured (RAG_EMBED_MODEL): {REBUILD_HINT}, "
-            "or set RAG_EMBED_MODEL back"
-        )
-    for name, size in manifest.get("files", {}).items():
-        f = path / name
-        if not f.is_file():
-            raise IndexStoreError(f"{f} is missing: {REBUILD_HINT}")
-        if f.stat().st_size != size:
-            raise IndexStoreError(
-                f"{f} is truncated or damaged ({f.stat().st_size} bytes, expected {size}): {REBUILD_HINT}"
-            )
-    import faiss
-
-    try:
-        fx = faiss.read_index(str(path / "vectors.faiss"))
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else "unreadable"
-        raise IndexStoreError(f"{path / 'vectors.faiss'} cannot be read ({first}): {REBUILD_HINT}") from None
-    dim = int(manifest["embedding"]["dim"])
-    if fx.d != dim:
-        raise IndexStoreError(f"{path / 'vectors.faiss'} has dimension {fx.d}, manifest says {dim}: {REBUILD_HINT}")
-    if hasattr(fx, "hnsw"):
-        fx.hnsw.efSearch = _ef(manifest)
-    chunks = [_chunk_from_json(r) for r in _read_jsonl(path / "chunks.jsonl")]
-    if len(chunks) != fx.ntotal or len(chunks) != manifest["counts"]["chunks"]:
-        raise IndexStoreError(
-            f"{path / 'chunks.jsonl'} holds {len(chunks)} passages but vectors.faiss holds {fx.ntotal}: {REBUILD_HINT}"
-        )
-    docs = {r["doc_id"]: r for r in _read_jsonl(path / "docs.jsonl")}
-    try:
-        lexical = Lexical.load(path / "bm25", len(chunks))
-    except Exception as e:  # bm25s raises a variety of I/O and JSON errors
-        raise IndexStoreError(f"{path / 'bm25'} cannot be read ({e}): {REBUILD_HINT}") from None
-    if settings is not None and hasattr(fx, "hnsw"):
-        fx.hnsw.efSearch = settings.hnsw_ef_search
-    sentences = None
-    if (path / OFFSETS_FILE).exists():
-        try:
-            sentences = SentenceVectors.load(path, len(chunks), dim)
-        except (OSError, ValueError) as e:
-            raise IndexStoreError(f"sentence vectors in {path} cannot be used ({e}): {REBUILD_HINT}") from None
-    terms = None
-    if (path / TERMS_FILE).exists():
-        try:
-            terms = TermVectors.load(path, dim)
-        except (OSError, ValueError) as e:
-            raise IndexStoreError(f"term vectors in {path} cannot be used ({e}): {REBUILD_HINT}") from None
-    return Index(path, manifest, chunks, docs, fx, lexical, sentences, terms)
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
-    except (OSError, ValueError) as e:
-        raise IndexStoreError(f"{path} is damaged ({e}): {REBUILD_HINT}") from None
-
-
-def _chunk_from_json(r: dict[str, Any]) -> Chunk:
-    return Chunk(r["chunk_id"], r["doc_id"], r["text"], int(r["start"]), int(r["end"]), r.get("lang", ""))
-
-
-def _recover_swap(path: Path) -> None:
-    """Finish a swap that a crash interrupted between its two renames."""
-    old = path.with_name(path.name + ".old")
-    if not path.exists() and old.is_dir():
-        old.rename(path)
-
-
-# ---------------------------------------------------------------- building
 
 
 def _source_file(source: str) -> str:
@@ -330,7 +169,7 @@ def write_index(
     dim = vectors.shape[1]
     sents = sentences if sentences is not None else SentenceVectors.empty(len(chunks), dim)
     terms = terms if terms is not None else TermVectors.of([], np.zeros((0, dim), np.float32))
-    _write_atomic(path, manifest, fx, chunks, metas, lexical, sents, terms)
+    write_files(path, manifest, fx, chunks, metas, lexical, sents, terms)
     return factory
 
 
@@ -438,59 +277,3 @@ def _manifest(
         "versions": _versions(),
         "files": {},
     }
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in sorted(folder.rglob("*")):
-        if p.is_file():
-            with p.open("rb") as fh:
-                os.fsync(fh.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(
-    path: Path, manifest: dict[str, Any], fx: Any, chunks: list[Chunk], metas: list[dict[str, str]], lexical: Lexical,
-    sentences: SentenceVectors, terms: TermVectors, before_swap: Callable[[], None] | None = None,
-) -> None:
-    import faiss
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        faiss.write_index(fx, str(tmp / "vectors.faiss"))
-        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-            for c in chunks:
-                row = {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
-                       "lang": c.lang, "text": c.text}
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        with (tmp / "docs.jsonl").open("w", encoding="utf-8") as fh:
-            for m in metas:
-                fh.write(json.dumps(m, ensure_ascii=False) + "\n")
-        (tmp / "bm25").mkdir()
-        lexical.save(tmp / "bm25")
-        sentences.save(tmp)
-        terms.save(tmp)
-        manifest["files"] = {name: (tmp / name).stat().st_size for name in FILES}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-        _fsync_tree(tmp)
-        if before_swap is not None:
-            before_swap()
-        _swap(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _swap(tmp: Path, path: Path) -> None:
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rag.background import background_lines
-from rag.e5convert import clean_leftovers, files_complete
+from rag.cachefiles import clean_leftovers, files_complete
 
 FORMAT = "rag-onnx/1"
 META = "encoder.json"
@@ -245,7 +245,7 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from rag.embed import LazyCounter, charmap_prenormalizer, fast_counter, identity
+    from rag.tokencount import LazyCounter, charmap_prenormalizer, fast_counter, identity
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

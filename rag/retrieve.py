@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.crosslex import translatable
-from rag.index import Index, load_index
+from rag.indexfiles import Index, load_index
 from rag.records import Chunk, Hit
 from rag.text import detect_lang, tokens
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import rag.corpus as corpus_mod
+import rag.htmlpage as htmlpage_mod
+from rag.boilerplate import strip_boilerplate
 from rag.chunking import chunk
-from rag.corpus import LoadResult, Problem, load_corpus, strip_boilerplate
+from rag.corpus import LoadResult, Problem, load_corpus
 from rag.errors import CorpusError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,7 @@ def test_html_main_text_and_metadata(tmp_path: Path) -> None:
 
 
 def test_html_falls_back_to_stdlib_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(corpus_mod, "_trafilatura", lambda html: {})
+    monkeypatch.setattr(htmlpage_mod, "_trafilatura", lambda html: {})
     write(tmp_path / "page.htm", HTML)
     (doc,) = load_corpus([tmp_path]).documents
     assert doc.title == "Rates rise | Example Times"

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from rag.config import BUNDLED_MODEL, Settings
-from rag.e5convert import STAMP, bundled_bin_path, bundled_model_dir, read_e5_file, stamp_is_valid
+from rag.e5convert import STAMP, bundled_model_dir, stamp_is_valid
+from rag.e5file import bundled_bin_path, read_e5_file
 from rag.embed import Embedder, choose_prompts, load_embedder, load_tokenizer_only
 from rag.errors import ModelError
 

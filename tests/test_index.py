@@ -12,7 +12,8 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexStoreError
-from rag.index import build_index, load_index
+from rag.index import build_index
+from rag.indexfiles import load_index
 
 ARTICLES = {
     "semis.md": "---\ntitle: 반도체 수출 증가\noutlet: 테스트일보\npublished: 2025-03-02\n---\n"

@@ -20,7 +20,7 @@ import pytest
 from rag.config import Settings
 from rag.e5convert import bundled_model_dir
 from rag.embed import Embedder, load_query_embedder, model_checksum, prepare_query_embedder
-from rag.index import load_index
+from rag.indexfiles import load_index
 from rag.onnxembed import MODEL, WEIGHTS, OnnxEmbedder, folder_for, read_meta
 from rag.retrieve import Retriever
 
