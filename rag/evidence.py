@@ -36,6 +36,7 @@ import numpy as np
 
 from rag.background import background_similarity
 from rag.config import Settings
+from rag.corpus import HEADER_LABELS
 from rag.followup import resolve
 from rag.records import Hit, Turn
 from rag.retrieve import Filters, Retriever
@@ -257,7 +258,9 @@ def _sources(hits: list[Hit], cos: list[float]) -> list[Source]:
 
 _WORDY_RE = re.compile(r"\w")
 # the metadata line rag.corpus puts under the headline ("매체: ... | 기자: ...", "Outlet: ... | Author: ...")
-_META_LINE_RE = re.compile(r"^(매체|기자|날짜|Outlet|Author|Published)\s*:")
+_META_LINE_RE = re.compile(
+    "^(" + "|".join(re.escape(label) for labels in HEADER_LABELS.values() for label in labels.values()) + r")\s*:"
+)
 
 
 def _is_header(text: str, title: str) -> bool:
