@@ -108,6 +108,8 @@ def _prepare_query_embedder(settings: Any, quiet: bool) -> None:
 def _filters(args: argparse.Namespace) -> Any:
     from rag.retrieve import Filters
 
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise RagError(f"--from {args.date_from} is after --to {args.date_to}: no article can match; swap them")
     return Filters(outlet=args.outlet or "", date_from=args.date_from or "", date_to=args.date_to or "")
 
 
@@ -117,9 +119,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.batch and not args.question:
         raise RagError("give a QUESTION or --batch QUERIES.jsonl")
     settings = _settings(args)
+    filters = _filters(args)
     retriever = Retriever.open(settings, settings.index_dir)
     queries = _read_jsonl_questions(args.batch) if args.batch else [{"id": None, "question": args.question}]
-    results = retriever.search_batch([q["question"] for q in queries], k=args.k, filters=_filters(args), mode=args.mode)
+    results = retriever.search_batch([q["question"] for q in queries], k=args.k, filters=filters, mode=args.mode)
     for q, hits in zip(queries, results, strict=True):
         if args.json or args.batch:
             _print_json({"id": q["id"], "question": q["question"], "hits": [h.to_json() for h in hits]})
@@ -157,11 +160,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.batch and not args.question:
         raise RagError("give a QUESTION or --batch QUERIES.jsonl")
     settings = _settings(args)
+    filters = _filters(args)
     retriever = Retriever.open(settings, settings.index_dir)
     history = _history(args.history)
     queries = _read_jsonl_questions(args.batch) if args.batch else [{"id": None, "question": args.question}]
     for q in queries:
-        a = answer(retriever, q["question"], history=history, settings=settings, filters=_filters(args))
+        a = answer(retriever, q["question"], history=history, settings=settings, filters=filters)
         if args.json or args.batch:
             out = a.to_json()
             out["id"] = q["id"]
@@ -239,8 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     def filter_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--outlet", help="only articles from this outlet (e.g. 바이라인네트워크)")
-        sp.add_argument("--from", dest="date_from", metavar="DATE", help="only articles published on/after DATE")
-        sp.add_argument("--to", dest="date_to", metavar="DATE", help="only articles published on/before DATE")
+        sp.add_argument("--from", dest="date_from", metavar="DATE", type=_iso_date,
+                        help="only articles published on/after DATE (YYYY-MM-DD)")
+        sp.add_argument("--to", dest="date_to", metavar="DATE", type=_iso_date,
+                        help="only articles published on/before DATE (YYYY-MM-DD)")
 
     sp = sub.add_parser("index", help="build or update the index from article folders / JSONL files")
     sp.add_argument("--corpus", action="append", metavar="PATH",
@@ -253,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("search", help="retrieve passages for a question (hybrid dense + BM25)")
     sp.add_argument("question", nargs="?", help="the question, Korean or English")
-    sp.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+    sp.add_argument("-k", type=_int_in(1, 1000), default=5, help="number of passages (default 5)")
     index_opt(sp)
     sp.add_argument("--json", action="store_true", help="print one JSON line per query")
     sp.add_argument("--batch", metavar="QUERIES.jsonl", help='one {"id","question"} per line; prints JSON lines')
@@ -282,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("serve", help="start the chat page and JSON API")
     sp.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    sp.add_argument("--port", type=int, default=None, help="port (default 7860)")
+    sp.add_argument("--port", type=_int_in(1, 65535), default=None, help="port (default 7860)")
     sp.add_argument("--root-path", default=None, help="sub-path behind a reverse proxy, e.g. /chat")
     sp.add_argument("--auth", choices=("none", "api-key", "trusted-header"), default=None, help="who may use it")
     sp.add_argument("--insecure", action="store_true", help="allow a non-loopback host without auth")
@@ -290,6 +296,31 @@ def build_parser() -> argparse.ArgumentParser:
     index_opt(sp)
     sp.set_defaults(func=cmd_serve)
     return p
+
+
+def _int_in(lo: int, hi: int) -> Any:
+    """argparse type: an integer from ``lo`` to ``hi``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; use {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _iso_date(text: str) -> str:
+    """argparse type: a calendar date written YYYY-MM-DD (what article metadata is compared with)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD, e.g. 2025-08-04") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -104,3 +104,9 @@ def test_user_errors_are_one_line(workdir: tuple[Path, dict[str, str]], tmp_path
     assert r.returncode == 1 and "Traceback" not in r.stderr and "rag index" in r.stderr
     r = run(["index", "--corpus", str(tmp_path / "missing-folder")], env, tmp)
     assert r.returncode == 1 and "missing-folder" in r.stderr and "Traceback" not in r.stderr
+    r = run(["search", "hello", "-k", "0"], env, tmp)
+    assert r.returncode == 2 and "-k" in r.stderr and "1 to" in r.stderr
+    r = run(["search", "hello", "--from", "last week"], env, tmp)
+    assert r.returncode == 2 and "YYYY-MM-DD" in r.stderr
+    r = run(["search", "hello", "--from", "2025-09-01", "--to", "2025-08-01"], env, tmp)
+    assert r.returncode == 1 and "swap" in r.stderr and "Traceback" not in r.stderr
