@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.boilerplate import strip_boilerplate
+from rag.dates import iso_date
 from rag.errors import CorpusError
 from rag.htmlpage import html_main_text
 from rag.records import Document
@@ -139,6 +140,8 @@ def _collect_meta(data: dict[str, Any], strict: bool = False) -> dict[str, str]:
         name = _ALIASES.get(str(key).lower(), str(key).lower())
         if name in META_FIELDS and not meta.get(name):
             meta[name] = _meta_value(str(key), value, strict)
+    if meta.get("published"):  # "2025. 8. 4.", "Aug 4, 2025" -> "2025-08-04"; anything else stays as written
+        meta["published"] = iso_date(meta["published"]) or meta["published"]
     return meta
 
 

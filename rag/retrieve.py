@@ -15,6 +15,7 @@ elsewhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from rag.records import Chunk, Hit
 from rag.text import detect_lang, tokens
 
 MODES = ("hybrid", "dense", "bm25")
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,8 @@ class Retriever:
             doc_id
             for doc_id, m in self.index.docs.items()
             if (not f.outlet or m.get("outlet", "").casefold() == f.outlet.casefold())
-            and (not f.date_from or (m.get("published", "") and m["published"][:10] >= f.date_from))
-            and (not f.date_to or (m.get("published", "") and m["published"][:10] <= f.date_to))
+            and (not f.date_from or (_day(m) and _day(m) >= f.date_from))
+            and (not f.date_to or (_day(m) and _day(m) <= f.date_to))
         }
         return np.array([i for i, c in enumerate(self.index.chunks) if c.doc_id in ok_docs], dtype=np.int64)
 
@@ -181,6 +183,13 @@ class Retriever:
             rank=rank, score=score, chunk=c, title=m.get("title", ""), url=m.get("url", ""),
             outlet=m.get("outlet", ""), author=m.get("author", ""), published=m.get("published", ""),
         )
+
+
+def _day(meta: dict[str, str]) -> str:
+    """The ISO day a document was published ("" when its date is missing or not ISO: such a
+    document never matches a date filter, rather than comparing as text)."""
+    day = meta.get("published", "")[:10]
+    return day if _ISO_DAY.fullmatch(day) else ""
 
 
 def _top(scores: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:

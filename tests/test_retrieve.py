@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,24 @@ def test_filters_by_outlet_and_date(small: Retriever) -> None:
     hits = small.search("news", k=5, filters=Filters(date_from="2024-07-01", date_to="2024-12-31"))
     assert {h.chunk.doc_id for h in hits} == {"weather"}
     assert small.search("anything", filters=Filters(outlet="No Such Outlet")) == []
+
+
+def test_date_filters_read_dates_as_newsrooms_write_them(
+    tmp_path: Path, settings: Settings, embedder: Any
+) -> None:
+    """A Korean dotted date is a date; a date that cannot be read never matches a date filter."""
+    lines = [
+        {"id": "dotted", "title": "항만", "text": "부산항 물동량이 늘었다.", "published": "2025. 8. 4.", "lang": "ko"},
+        {"id": "words", "title": "Port", "text": "Busan port traffic grew.", "published": "last spring", "lang": "en"},
+    ]
+    (tmp_path / "c.jsonl").write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8")
+    build_index(settings, [tmp_path / "c.jsonl"], tmp_path / "index", progress=False, embedder=embedder)
+    r = Retriever.open(settings, tmp_path / "index")
+    assert r.index.docs["dotted"]["published"] == "2025-08-04"
+    assert r.index.docs["words"]["published"] == "last spring"  # kept as written, never guessed
+    for f in (Filters(date_from="2025-08-01"), Filters(date_to="2025-08-31"), Filters("", "2025-08-04", "2025-08-04")):
+        assert {h.chunk.doc_id for h in r.search("부산항 port", k=5, filters=f)} == {"dotted"}
+    assert r.search("부산항 port", k=5, filters=Filters(date_to="2025-08-03")) == []
 
 
 def test_cross_language_chance_tokens_do_not_dominate(small: Retriever) -> None:
