@@ -1,4 +1,5 @@
-"""Folders in the cache directory that are made once and reused (the converted model, its ONNX export).
+"""Folders written whole and swapped in: the converted model and its ONNX export (made once in
+the cache directory and reused), and the index.
 
 Each is written into a temporary sibling, fsynced and swapped in, so a crash
 never leaves a half-written folder in place; a lock file serialises two
@@ -70,15 +71,27 @@ def fix_modes(folder: Path) -> None:
 
 
 def swap_in(tmp: Path, target: Path) -> None:
-    """Replace ``target`` by ``tmp``; a directory cannot be renamed over a full one."""
-    old = None
+    """Replace the folder ``target`` by ``tmp``. A directory cannot be renamed over a full one, so
+    the old one is moved aside to ``<target>.old`` first and deleted last; a crash between the
+    two renames is undone by :func:`recover_swap`."""
+    old = _aside(target)
+    shutil.rmtree(old, ignore_errors=True)
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
         os.replace(target, old)
     os.replace(tmp, target)
     fsync_dir(target.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_swap(target: Path) -> None:
+    """Put back the previous ``target`` when a crash came between :func:`swap_in`'s two renames."""
+    old = _aside(target)
+    if not target.exists() and old.is_dir():
+        os.replace(old, target)
+
+
+def _aside(target: Path) -> Path:
+    return target.with_name(target.name + ".old")
 
 
 def clean_leftovers(target: Path) -> None:

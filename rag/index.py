@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.cachefiles import recover_swap
 from rag.chunking import chunk
 from rag.config import Settings
 from rag.corpus import Problem, load_corpus
@@ -175,7 +176,8 @@ def write_index(
 
 def _try_load_previous(path: Path, settings: Settings) -> Index | None:
     """The previous index when it can be reused, else None (then everything is embedded)."""
-    if not (path / "manifest.json").exists() and not path.with_name(path.name + ".old").exists():
+    recover_swap(path)
+    if not (path / "manifest.json").exists():
         return None
     try:
         return load_index(path, settings)

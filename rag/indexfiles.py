@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.cachefiles import fsync_dir, recover_swap, swap_in
 from rag.config import Settings
 from rag.crosslex import TERMS_FILE, TermVectors
 from rag.crosslex import VECTORS_FILE as TERM_VECTORS_FILE
@@ -98,7 +99,7 @@ def _ef(manifest: dict[str, Any]) -> int:
 def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index:
     """Load and validate an index folder; every problem names the file and the fix."""
     path = Path(index_dir)
-    _recover_swap(path)
+    recover_swap(path)
     manifest_path = path / "manifest.json"
     if not manifest_path.is_file():
         raise IndexStoreError(f"no index at {path} ({manifest_path} is missing): run `rag index` to build it")
@@ -176,13 +177,6 @@ def _chunk_from_json(r: dict[str, Any]) -> Chunk:
     return Chunk(r["chunk_id"], r["doc_id"], r["text"], int(r["start"]), int(r["end"]), r.get("lang", ""))
 
 
-def _recover_swap(path: Path) -> None:
-    """Finish a swap that a crash interrupted between its two renames."""
-    old = path.with_name(path.name + ".old")
-    if not path.exists() and old.is_dir():
-        old.rename(path)
-
-
 # ----------------------------------------------------------------- writing
 
 
@@ -215,7 +209,7 @@ def write_files(
         manifest["files"] = {name: (tmp / name).stat().st_size for name in FILES}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         _fsync_tree(tmp)
-        _swap(tmp, path)
+        swap_in(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -226,17 +220,4 @@ def _fsync_tree(folder: Path) -> None:
         if p.is_file():
             with p.open("rb") as fh:
                 os.fsync(fh.fileno())
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _swap(tmp: Path, path: Path) -> None:
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    fsync_dir(folder)

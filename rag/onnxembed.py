@@ -22,7 +22,6 @@ rebuilt by the next ``rag index``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import threading
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from rag.background import background_lines
-from rag.cachefiles import clean_leftovers, files_complete
+from rag.cachefiles import clean_leftovers, files_complete, fix_modes, swap_in
 
 FORMAT = "rag-onnx/1"
 META = "encoder.json"
@@ -148,12 +147,8 @@ def export(embedder: Any, folder: Path, log: Callable[[str], None] = lambda _m: 
                          "vector": [round(float(x), 7) for x in embedder.encode_queries([PROBE])[0]]}
         meta["files"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
         (tmp / META).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        for p in tmp.iterdir():  # mkdtemp made it private; other users (a service account) may read it
-            p.chmod(0o644)
-        tmp.chmod(0o755)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        fix_modes(tmp)  # mkdtemp made it private; other users (a service account) may read it
+        swap_in(tmp, folder)
         return meta
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
