@@ -315,12 +315,12 @@ def _int_in(lo: int, hi: int) -> Any:
 
 def _iso_date(text: str) -> str:
     """argparse type: a calendar date written YYYY-MM-DD (what article metadata is compared with)."""
-    import datetime as dt
+    from rag.dates import filter_day
 
     try:
-        return dt.date.fromisoformat(text.strip()).isoformat()
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD, e.g. 2025-08-04") from None
+        return filter_day(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,6 +61,14 @@ def iso_date(text: str) -> str:
         return ""
 
 
+def filter_day(text: str) -> str:
+    """A date-filter bound: a real calendar day written YYYY-MM-DD (ValueError naming the fix)."""
+    try:
+        return dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date; write YYYY-MM-DD, e.g. 2025-08-04") from None
+
+
 def _build(year: str, month: str, day: str, parts: dict[str, str | None]) -> str:
     try:
         date = dt.date(int(year), int(month), int(day))

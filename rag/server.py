@@ -28,14 +28,16 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.auth import AuthError, User, is_loopback
 from rag.config import Settings
+from rag.dates import filter_day
 from rag.errors import RagError
 from rag.guard import GuardMiddleware, PageLinksMiddleware, allowed_origins
 from rag.records import Turn
+from rag.retrieve import Filters
 from rag.service import ApiError, Service
 
 log = logging.getLogger("rag.server")
@@ -46,7 +48,27 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class SearchRequest(_Body):
+class _Filtered(_Body):
+    """Optional restrictions, as on the CLI: one outlet, published on/after ``from``, on/before ``to``."""
+
+    outlet: str = Field(default="", max_length=200)
+    date_from: str = Field(default="", alias="from")
+    date_to: str = Field(default="", alias="to")
+
+    @field_validator("date_from", "date_to")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        return filter_day(value) if value.strip() else ""
+
+    def filters(self) -> Filters | None:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ApiError(400, f"from {self.date_from} is after to {self.date_to}: no article can match; swap "
+                           "them / 시작 날짜(from)가 끝 날짜(to)보다 늦습니다")
+        f = Filters(outlet=self.outlet.strip(), date_from=self.date_from, date_to=self.date_to)
+        return f if f.active() else None
+
+
+class SearchRequest(_Filtered):
     question: str
     k: int = Field(default=5, ge=1, le=50)
     id: str | int | None = None
@@ -57,7 +79,7 @@ class HistoryTurn(_Body):
     content: str = Field(max_length=20_000)
 
 
-class AskRequest(_Body):
+class AskRequest(_Filtered):
     question: str
     history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
     stream: bool = False
@@ -177,17 +199,19 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     @app.post("/api/search", tags=["api"], dependencies=[Depends(limited)])
     def search(req: SearchRequest) -> dict[str, Any]:
         q = service.check_question(req.question)
-        return {"id": req.id, "question": q, "hits": [h.to_json() for h in service.search(q, req.k)]}
+        hits = service.search(q, req.k, req.filters())
+        return {"id": req.id, "question": q, "hits": [h.to_json() for h in hits]}
 
     @app.post("/api/ask", tags=["api"], dependencies=[Depends(limited)], response_model=None)
     def ask(req: AskRequest) -> dict[str, Any] | StreamingResponse:
         q = service.check_question(req.question)
         history = [Turn(t.role, t.content) for t in req.history]
+        filters = req.filters()
         if req.stream:
             service.require()  # a missing index is a 503, not an error event inside a 200 stream
-            return StreamingResponse(_sse(service.stream(q, history)), media_type="text/event-stream",
+            return StreamingResponse(_sse(service.stream(q, history, filters)), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        return service.answer(q, history).to_json()
+        return service.answer(q, history, filters).to_json()
 
     @app.post("/api/feedback", tags=["api"])
     def feedback(req: FeedbackRequest, user: Annotated[User, Depends(limited)]) -> dict[str, Any]:

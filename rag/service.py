@@ -17,12 +17,15 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.auth import Authenticator, RateLimiter, rate_limit_message
 from rag.config import Settings
 from rag.errors import RagError
 from rag.records import Answer, Turn
+
+if TYPE_CHECKING:
+    from rag.retrieve import Filters
 
 log = logging.getLogger("rag.server")
 FEEDBACK_FORMAT = "rag-feedback/1"
@@ -184,18 +187,21 @@ class Service:
             raise ApiError(429, rate_limit_message(wait), "rate_limit_error",
                            {"Retry-After": str(int(wait) + 1)})
 
-    def search(self, question: str, k: int) -> list[Any]:
-        return list(self.require().search(question, k))
+    def search(self, question: str, k: int, filters: Filters | None = None) -> list[Any]:
+        return list(self.require().search(question, k, filters))
 
-    def answer(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Answer:
         from rag.answer import answer
 
-        return answer(self.require(), question, tuple(history), settings=self.settings)
+        return answer(self.require(), question, tuple(history), settings=self.settings, filters=filters)
 
-    def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[dict[str, Any]]:
+    def stream(
+        self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None
+    ) -> Iterator[dict[str, Any]]:
         from rag.answer import stream_answer
 
-        yield from stream_answer(self.require(), question, tuple(history), settings=self.settings)
+        yield from stream_answer(self.require(), question, tuple(history), settings=self.settings,
+                                 filters=filters)
 
     def save_feedback(self, record: dict[str, Any]) -> None:
         self.feedback.add(record)

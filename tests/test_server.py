@@ -104,6 +104,30 @@ def test_ask_follow_up_history(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["question"] == "그럼 카카오는?"
 
 
+def test_search_and_ask_filter_by_outlet_and_date(client: TestClient) -> None:
+    # the seed article is from 바이라인네트워크 and states no date (so a date filter excludes it)
+    def hits(**filters: str) -> int:
+        r = client.post("/api/search", json={"question": KO_Q, "k": 3, **filters})
+        assert r.status_code == 200, r.text
+        return len(r.json()["hits"])
+
+    assert hits(outlet="바이라인네트워크") == 3 and hits(outlet=" 바이라인네트워크 ") == 3
+    assert hits(outlet="Other Daily") == 0 and hits(**{"from": "2025-01-01"}) == 0
+    assert hits(**{"from": "", "to": ""}) == 3  # empty bounds mean no filter
+    a = client.post("/api/ask", json={"question": KO_Q, "outlet": "Other Daily"}).json()
+    assert a["abstained"] is True and a["citations"] == []
+    a = client.post("/api/ask", json={"question": KO_Q, "outlet": "바이라인네트워크"}).json()
+    assert a["abstained"] is False and "경찰청" in a["answer"]
+    with client.stream("POST", "/api/ask", json={"question": KO_Q, "stream": True, "to": "2030-01-01"}) as r:
+        final = dict(_sse(r.read().decode()))["answer"]["answer"]
+    assert final["abstained"] is True
+    assert "'last week' is not a date; write YYYY-MM-DD" in _error(
+        client.post("/api/search", json={"question": KO_Q, "from": "last week"}), 400)
+    assert _error(client.post("/api/ask", json={"question": KO_Q, "to": "2025-02-30"}), 400).startswith("to:")
+    assert "swap" in _error(client.post("/api/search", json={"question": KO_Q, "from": "2025-09-01",
+                                                             "to": "2025-08-01"}), 400)
+
+
 def _sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for block in text.strip().split("\n\n"):
