@@ -193,6 +193,7 @@ def _params(settings: Settings) -> dict[str, Any]:
         "chunker": CHUNKER_VERSION,
         "sentence_vectors": True,
         "term_vectors": True,
+        "term_pairs": True,  # an index without BM25 pairs is rebuilt by `rag index` (vectors are reused)
         "embed_model": settings.embed_model,
     }
 

@@ -1,7 +1,8 @@
 """Hybrid retrieval: dense (FAISS) + BM25, language-aware fusion, filters -> ``Hit``s.
 
 Fusion is a convex mix of the min-max normalised dense score and the
-max-normalised BM25 score of each candidate. The dense score of a passage is
+max-normalised BM25 score of each candidate (single terms plus adjacent term
+pairs, so phrases count). The dense score of a passage is
 its own similarity plus a share of its best sentence's (multi-vector: a
 question usually asks about one sentence, which matters most across languages).
 Across languages a third score joins: BM25 of the question's words mapped onto
@@ -40,6 +41,7 @@ class Fusion:
     cross_lang: float = 0.2  # e.g. English question, Korean passage: only chance Latin tokens match
     sentence: float = 0.7  # share of the best sentence's similarity added to the passage's
     translated: float = 0.15  # BM25 of question words mapped to the other script, other-language passages only
+    pairs: float = 1.25  # BM25 of the question's adjacent term pairs, added to its single-term BM25
 
 
 @dataclass(frozen=True)
@@ -121,9 +123,13 @@ class Retriever:
         if mode == "dense":
             return sorted(dense.items(), key=lambda x: -x[1])[:k]
         words = tokens(question)  # Kiwi runs once per question, for both lexical scores
-        lex = _top(self.index.lexical.term_scores(words), allowed, n_cand)
-        if mode == "bm25":
-            return sorted(lex.items(), key=lambda x: -x[1])[:k]
+        lexical = self.index.lexical
+        if mode == "bm25":  # plain single-term BM25, the baseline that hybrid is measured against
+            return sorted(_top(lexical.term_scores(words), allowed, n_cand).items(), key=lambda x: -x[1])[:k]
+        lex_scores = lexical.term_scores(words)
+        if self.fusion.pairs:
+            lex_scores = lex_scores + self.fusion.pairs * lexical.pair_scores(words)
+        lex = _top(lex_scores, allowed, n_cand)
         qlang = detect_lang(question) or "en"
         return self._fuse(qlang, qvec, dense, lex, self._translated(words, qlang, allowed, n_cand), k)
 

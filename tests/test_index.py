@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from rag.config import Settings
 from rag.errors import IndexStoreError
 from rag.index import build_index
 from rag.indexfiles import load_index
+from rag.text import tokens
 
 ARTICLES = {
     "semis.md": "---\ntitle: 반도체 수출 증가\noutlet: 테스트일보\npublished: 2025-03-02\n---\n"
@@ -74,6 +76,23 @@ def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings,
     assert manifest["embedding"]["model"] == settings.embed_model
     assert manifest["embedding"]["dim"] == 384
     assert set(manifest["sources"]) == {"semis", "weather", "kbo"}
+
+
+def test_index_from_before_term_pairs_is_upgraded_without_embedding(
+    tmp_path: Path, settings: Settings, embedder: Any
+) -> None:
+    corpus, idx = write_corpus(tmp_path / "corpus"), tmp_path / "index"
+    build_index(settings, [corpus], idx, progress=False, embedder=embedder)
+    # what an index written before BM25 pairs existed looks like
+    shutil.rmtree(idx / "bm25" / "pairs")
+    manifest = json.loads((idx / "manifest.json").read_text())
+    del manifest["params"]["term_pairs"]
+    (idx / "manifest.json").write_text(json.dumps(manifest))
+    assert not load_index(idx, settings).lexical.pair_scores(tokens("반도체 수출")).any()  # still searchable
+    counting = CountingEmbedder(embedder)
+    r = build_index(settings, [corpus], idx, progress=False, embedder=counting)
+    assert not r.up_to_date and counting.embedded == 0 and counting.terms == 0
+    assert load_index(idx, settings).lexical.pair_scores(tokens("반도체 수출")).any()
 
 
 def test_add_and_delete_article(tmp_path: Path, settings: Settings, embedder: Any) -> None:
