@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     index_opt(sp)
     sp.add_argument("--json", action="store_true", help="print one JSON line per query")
     sp.add_argument("--batch", metavar="QUERIES.jsonl", help='one {"id","question"} per line; prints JSON lines')
-    sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help="retriever (default hybrid)")
+    sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help=MODE_HELP)
     filter_opts(sp)
     sp.set_defaults(func=cmd_search)
 
@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     index_opt(sp)
     sp.add_argument("--corpus", action="append", metavar="PATH", help="index this corpus into --index first")
     sp.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid")
+    sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help=MODE_HELP)
     sp.add_argument("--answers", action="store_true", help="also measure answers and abstention (slower)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sp.set_defaults(func=cmd_eval)
@@ -311,6 +311,10 @@ def _int_in(lo: int, hi: int) -> Any:
         return value
 
     return parse
+
+
+MODE_HELP = ("retriever: hybrid (default); dense = passage vectors alone, bm25 = single-term BM25 alone "
+             "(the baselines hybrid is measured against)")
 
 
 def _iso_date(text: str) -> str:
