@@ -37,11 +37,11 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 class Fusion:
     """Weights of the BM25 part of the fused score (the dense part has weight 1)."""
 
-    same_lang: float = 0.4  # question and passage in the same language
+    same_lang: float = 0.35  # question and passage in the same language
     cross_lang: float = 0.2  # e.g. English question, Korean passage: only chance Latin tokens match
     sentence: float = 0.7  # share of the best sentence's similarity added to the passage's
     translated: float = 0.15  # BM25 of question words mapped to the other script, other-language passages only
-    pairs: float = 1.25  # BM25 of the question's adjacent term pairs, added to its single-term BM25
+    pairs: float = 1.0  # BM25 of the question's adjacent term pairs, added to its single-term BM25
 
 
 @dataclass(frozen=True)
