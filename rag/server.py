@@ -106,7 +106,8 @@ def _validation_message(exc: RequestValidationError) -> str:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
         if err.get("type") == "json_invalid":
             return "request body is not valid JSON"
-        parts.append(f"{loc or 'body'}: {err.get('msg', 'invalid')}")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's wrapper of our own text
+        parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts) or "invalid request"
 
 

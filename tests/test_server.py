@@ -121,7 +121,7 @@ def test_search_and_ask_filter_by_outlet_and_date(client: TestClient) -> None:
     with client.stream("POST", "/api/ask", json={"question": KO_Q, "stream": True, "to": "2030-01-01"}) as r:
         final = dict(_sse(r.read().decode()))["answer"]["answer"]
     assert final["abstained"] is True
-    assert "'last week' is not a date; write YYYY-MM-DD" in _error(
+    assert "from: 'last week' is not a date; write YYYY-MM-DD" in _error(
         client.post("/api/search", json={"question": KO_Q, "from": "last week"}), 400)
     assert _error(client.post("/api/ask", json={"question": KO_Q, "to": "2025-02-30"}), 400).startswith("to:")
     assert "swap" in _error(client.post("/api/search", json={"question": KO_Q, "from": "2025-09-01",
