@@ -106,10 +106,13 @@ def _prepare_query_embedder(settings: Any, quiet: bool) -> None:
 
 # ----------------------------------------------------------------- search
 def _filters(args: argparse.Namespace) -> Any:
+    from rag.dates import check_range
     from rag.retrieve import Filters
 
-    if args.date_from and args.date_to and args.date_from > args.date_to:
-        raise RagError(f"--from {args.date_from} is after --to {args.date_to}: no article can match; swap them")
+    try:
+        check_range(args.date_from, args.date_to)
+    except ValueError as e:
+        raise RagError(str(e)) from None
     return Filters(outlet=args.outlet or "", date_from=args.date_from or "", date_to=args.date_to or "")
 
 

@@ -69,6 +69,13 @@ def filter_day(text: str) -> str:
         raise ValueError(f"{text!r} is not a date; write YYYY-MM-DD, e.g. 2025-08-04") from None
 
 
+def check_range(date_from: str, date_to: str) -> None:
+    """ValueError when both filter bounds are given and ``date_from`` is after ``date_to``."""
+    if date_from and date_to and date_from > date_to:
+        raise ValueError(f"from {date_from} is after to {date_to}: no article can match; swap them "
+                         "/ 시작 날짜(from)가 끝 날짜(to)보다 늦습니다")
+
+
 def _build(year: str, month: str, day: str, parts: dict[str, str | None]) -> str:
     try:
         date = dt.date(int(year), int(month), int(day))

@@ -123,12 +123,11 @@ class Retriever:
         if mode == "dense":
             return sorted(dense.items(), key=lambda x: -x[1])[:k]
         words = tokens(question)  # Kiwi runs once per question, for both lexical scores
-        lexical = self.index.lexical
+        lex_scores = self.index.lexical.term_scores(words)
         if mode == "bm25":  # plain single-term BM25, the baseline that hybrid is measured against
-            return sorted(_top(lexical.term_scores(words), allowed, n_cand).items(), key=lambda x: -x[1])[:k]
-        lex_scores = lexical.term_scores(words)
+            return sorted(_top(lex_scores, allowed, n_cand).items(), key=lambda x: -x[1])[:k]
         if self.fusion.pairs:
-            lex_scores = lex_scores + self.fusion.pairs * lexical.pair_scores(words)
+            lex_scores = lex_scores + self.fusion.pairs * self.index.lexical.pair_scores(words)
         lex = _top(lex_scores, allowed, n_cand)
         qlang = detect_lang(question) or "en"
         return self._fuse(qlang, qvec, dense, lex, self._translated(words, qlang, allowed, n_cand), k)

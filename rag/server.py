@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.auth import AuthError, User, is_loopback
 from rag.config import Settings
-from rag.dates import filter_day
+from rag.dates import check_range, filter_day
 from rag.errors import RagError
 from rag.guard import GuardMiddleware, PageLinksMiddleware, allowed_origins
 from rag.records import Turn
@@ -61,9 +61,10 @@ class _Filtered(_Body):
         return filter_day(value) if value.strip() else ""
 
     def filters(self) -> Filters | None:
-        if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ApiError(400, f"from {self.date_from} is after to {self.date_to}: no article can match; swap "
-                           "them / 시작 날짜(from)가 끝 날짜(to)보다 늦습니다")
+        try:
+            check_range(self.date_from, self.date_to)
+        except ValueError as e:
+            raise ApiError(400, str(e)) from None
         f = Filters(outlet=self.outlet.strip(), date_from=self.date_from, date_to=self.date_to)
         return f if f.active() else None
 
