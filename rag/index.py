@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from rag import termcache
 from rag.cachefiles import recover_swap
-from rag.chunking import chunk
+from rag.chunking import chunk_with_sentences
 from rag.config import Settings
 from rag.corpus import Problem, load_corpus
 from rag.crosslex import TermVectors
@@ -33,8 +34,7 @@ from rag.errors import IndexStoreError
 from rag.indexfiles import FORMAT, Index, load_index, write_files
 from rag.lexical import Lexical
 from rag.records import Chunk, Document
-from rag.sentvec import SentenceVectors
-from rag.sentvec import build as build_sentences
+from rag.sentvec import SentenceVectors, assemble, embed_chunks
 
 CHUNKER_VERSION = 1
 
@@ -132,23 +132,24 @@ def build_index(
         )
 
     if embedder is None:
-        from rag.embed import load_embedder
+        from rag.embed import load_index_embedder
 
-        embedder = load_embedder(settings)
-    chunks, metas = _chunk_all(docs, settings, embedder, progress)
+        embedder = load_index_embedder(settings, lambda m: print(f"rag: {m}", file=sys.stderr) if progress else None)
+    chunks, metas, spans = _chunk_all(docs, settings, embedder, progress)
     if old is not None and kept:
         keep = set(kept)
         chunks += [c for c in old.chunks if c.doc_id in keep]
+        spans += [None for c in old.chunks if c.doc_id in keep]
         metas += [old.docs[k] for k in kept]
     # a passage (and its sentences) whose text the previous index holds keeps its vectors
     keys = [text_key(c.text) for c in chunks]
     old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
-    vectors, embedded = _vectors_for(chunks, keys, old, old_rows, embedder, progress)
-    sentences, n_sentences = build_sentences(
-        chunks, keys, old.sentences if old else None, old_rows if old and old.sentences else {}, embedder, progress
-    )
+    vectors, sentences, embedded = _vectors_for(chunks, spans, keys, old, old_rows, embedder, progress)
+    n_sentences = int(sentences.offsets[-1]) if embedded else 0
     lexical = Lexical.build([c.text for c in chunks])
-    terms, n_terms = build_terms(lexical.vocabulary(), old.terms if old else None, embedder, progress)
+    terms, n_terms = build_terms(
+        lexical.vocabulary(), old.terms if old else None, embedder, progress, term_cache(settings, embedder)
+    )
     factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
     return BuildReport(
         str(path), len(metas), len(chunks), embedded, len(chunks) - embedded,
@@ -198,39 +199,57 @@ def _params(settings: Settings) -> dict[str, Any]:
     }
 
 
+def term_cache(settings: Settings, embedder: Any) -> Path | None:
+    """The cache folder of term vectors for this model (``rag.termcache``); None without a checksum."""
+    if not getattr(embedder, "checksum", ""):
+        return None
+    return termcache.folder_for(settings.cache_dir, embedder.checksum, embedder.query_prompt)
+
+
 def _chunk_all(
     docs: list[Document], settings: Settings, embedder: Any, progress: bool
-) -> tuple[list[Chunk], list[dict[str, str]]]:
+) -> tuple[list[Chunk], list[dict[str, str]], list[list[tuple[int, int]] | None]]:
     from tqdm import tqdm
 
     chunks: list[Chunk] = []
     metas: list[dict[str, str]] = []
+    spans: list[list[tuple[int, int]] | None] = []
     for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or not docs, file=sys.stderr):
-        chunks.extend(chunk(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens))
+        cs, ss = chunk_with_sentences(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens)
+        chunks.extend(cs)
+        spans.extend(ss)
         metas.append(doc.meta())
-    return chunks, metas
+    return chunks, metas, spans
 
 
 def _vectors_for(
-    chunks: list[Chunk], keys: list[str], old: Index | None, old_rows: dict[str, int], embedder: Any, progress: bool
-) -> tuple[np.ndarray, int]:
+    chunks: list[Chunk], spans: list[list[tuple[int, int]] | None], keys: list[str], old: Index | None,
+    old_rows: dict[str, int], embedder: Any, progress: bool,
+) -> tuple[np.ndarray, SentenceVectors, int]:
+    """Passage and sentence vectors of every chunk: from the previous index when it holds the
+    text, else from the model (:func:`rag.sentvec.embed_chunks`). Also how many were embedded."""
     from tqdm import tqdm
 
     todo = [i for i, k in enumerate(keys) if k not in old_rows]
     dim = embedder.dim
     out = np.zeros((len(chunks), dim), dtype=np.float32)
+    parts: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * len(chunks)
     if old is not None and len(todo) < len(chunks):
         old_vecs = old.vectors()
         for i, k in enumerate(keys):
             if k in old_rows:
                 out[i] = old_vecs[old_rows[k]]
+                if old.sentences is not None:
+                    parts[i] = np.asarray(old.sentences.of(old_rows[k]), dtype=np.float16)
     if todo:
         with tqdm(
             total=len(todo), desc="embedding", unit="passage", disable=not progress, file=sys.stderr
         ) as bar:
-            vecs = embedder.encode_passages([chunks[i].text for i in todo], progress=bar.update)
+            vecs, sents = embed_chunks(embedder, [chunks[i] for i in todo], [spans[i] for i in todo], bar.update)
         out[np.asarray(todo)] = vecs
-    return out, len(todo)
+        for i, sv in zip(todo, sents, strict=True):
+            parts[i] = sv
+    return out, assemble(parts, dim), len(todo)
 
 
 def _faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, str]:
