@@ -194,7 +194,8 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
         torch.onnx.export(
             Graph().eval(), args, str(out / "traced.onnx"), input_names=list(INPUTS),
             output_names=["embedding", "tokens"],
-            dynamic_axes={**axes, "embedding": {0: "batch"}, "tokens": {0: "batch", 1: "tokens"}}, opset_version=17, dynamo=False,
+            dynamic_axes={**axes, "embedding": {0: "batch"}, "tokens": {0: "batch", 1: "tokens"}},
+            opset_version=17, dynamo=False,
         )
     import onnx
 
