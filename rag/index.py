@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rag import termcache
+from rag import checkpoint, termcache
 from rag.cachefiles import recover_swap
 from rag.chunking import chunk_with_sentences
 from rag.config import Settings
@@ -58,6 +58,7 @@ class BuildReport:
     factory: str = ""
     sentences_embedded: int = 0  # sentence vectors that went through the model
     terms_embedded: int = 0  # BM25 term vectors that went through the model
+    resumed: int = 0  # passages taken from an interrupted build's checkpoint (rag.checkpoint)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class BuildReport:
             "faiss": self.factory,
             "sentences_embedded": self.sentences_embedded,
             "terms_embedded": self.terms_embedded,
+            "resumed": self.resumed,
         }
 
 
@@ -135,26 +137,41 @@ def build_index(
         from rag.embed import load_index_embedder
 
         embedder = load_index_embedder(settings, lambda m: print(f"rag: {m}", file=sys.stderr) if progress else None)
-    chunks, metas, spans = _chunk_all(docs, settings, embedder, progress)
-    if old is not None and kept:
-        keep = set(kept)
-        chunks += [c for c in old.chunks if c.doc_id in keep]
-        spans += [None for c in old.chunks if c.doc_id in keep]
-        metas += [old.docs[k] for k in kept]
-    # a passage (and its sentences) whose text the previous index holds keeps its vectors
-    keys = [text_key(c.text) for c in chunks]
-    old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
-    vectors, sentences, embedded = _vectors_for(chunks, spans, keys, old, old_rows, embedder, progress)
-    n_sentences = int(sentences.offsets[-1]) if embedded else 0
-    lexical = Lexical.build([c.text for c in chunks])
-    terms, n_terms = build_terms(
-        lexical.vocabulary(), old.terms if old else None, embedder, progress, term_cache(settings, embedder)
-    )
-    factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
+    bar = Progress(progress)
+    try:
+        chunks, metas, spans = _chunk_all(docs, settings, embedder, bar)
+        if old is not None and kept:
+            keep = set(kept)
+            chunks += [c for c in old.chunks if c.doc_id in keep]
+            spans += [None for c in old.chunks if c.doc_id in keep]
+            metas += [old.docs[k] for k in kept]
+        bar.stage("BM25")
+        lexical = Lexical.build([c.text for c in chunks])
+        vocabulary = lexical.vocabulary()
+        # a passage (and its sentences) whose text the previous index holds keeps its vectors
+        keys = [text_key(c.text) for c in chunks]
+        old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
+        known_terms = set(old.terms.terms) if old is not None and old.terms is not None else set()
+        bar.plan(sum(k not in old_rows for k in keys) + sum(t not in known_terms for t in vocabulary) / TERM_COST)
+        ckpt = checkpoint.folder_for(settings.cache_dir, path, str(getattr(embedder, "checksum", "")))
+        vectors, sentences, embedded, n_sentences, resumed = _vectors_for(
+            chunks, spans, keys, old, old_rows, embedder, bar, ckpt
+        )
+        bar.stage("terms")
+        terms, n_terms = build_terms(
+            vocabulary, old.terms if old else None, embedder, lambda k: bar.add(k / TERM_COST),
+            term_cache(settings, embedder),
+        )
+        bar.stage("writing")
+        factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
+        checkpoint.clear(ckpt)
+    finally:
+        bar.close()
     return BuildReport(
         str(path), len(metas), len(chunks), embedded, len(chunks) - embedded,
         added=added, updated=updated, removed=removed, kept=tuple(kept), problems=loaded.problems,
         seconds=time.perf_counter() - t0, factory=factory, sentences_embedded=n_sentences, terms_embedded=n_terms,
+        resumed=resumed,
     )
 
 
@@ -206,15 +223,48 @@ def term_cache(settings: Settings, embedder: Any) -> Path | None:
     return termcache.folder_for(settings.cache_dir, embedder.checksum, embedder.query_prompt)
 
 
-def _chunk_all(
-    docs: list[Document], settings: Settings, embedder: Any, progress: bool
-) -> tuple[list[Chunk], list[dict[str, str]], list[list[tuple[int, int]] | None]]:
-    from tqdm import tqdm
+TERM_COST = 20  # terms that cost about as much model time as one passage (progress estimate)
 
+
+class Progress:
+    """The one progress bar of a build (stderr), in passages: chunking (no total yet), then the
+    passages to embed plus the terms to embed counted in passages (``TERM_COST``); shows
+    passages/s, the ETA and the stage."""
+
+    def __init__(self, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(desc="indexing", unit="passage", disable=not enabled, file=sys.stderr)
+        self._carry = 0.0
+
+    def stage(self, name: str) -> None:
+        self._bar.set_postfix_str(name, refresh=True)
+
+    def plan(self, total: float) -> None:
+        self._bar.reset(total=max(1, round(total)))
+
+    def add(self, units: float) -> None:
+        self._carry += units
+        whole = int(self._carry)
+        if whole:
+            self._carry -= whole
+            self._bar.update(min(whole, max(0, (self._bar.total or whole) - self._bar.n)))
+
+    def close(self) -> None:
+        if self._bar.total and self._bar.n < self._bar.total:
+            self._bar.update(self._bar.total - self._bar.n)  # cached terms finish early
+        self._bar.close()
+
+
+def _chunk_all(
+    docs: list[Document], settings: Settings, embedder: Any, bar: Progress
+) -> tuple[list[Chunk], list[dict[str, str]], list[list[tuple[int, int]] | None]]:
     chunks: list[Chunk] = []
     metas: list[dict[str, str]] = []
     spans: list[list[tuple[int, int]] | None] = []
-    for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or not docs, file=sys.stderr):
+    for n, doc in enumerate(docs):
+        if n % 100 == 0:
+            bar.stage(f"chunking {n}/{len(docs)} documents")
         cs, ss = chunk_with_sentences(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens)
         chunks.extend(cs)
         spans.extend(ss)
@@ -224,12 +274,12 @@ def _chunk_all(
 
 def _vectors_for(
     chunks: list[Chunk], spans: list[list[tuple[int, int]] | None], keys: list[str], old: Index | None,
-    old_rows: dict[str, int], embedder: Any, progress: bool,
-) -> tuple[np.ndarray, SentenceVectors, int]:
+    old_rows: dict[str, int], embedder: Any, bar: Progress, ckpt: Path,
+) -> tuple[np.ndarray, SentenceVectors, int, int, int]:
     """Passage and sentence vectors of every chunk: from the previous index when it holds the
-    text, else from the model (:func:`rag.sentvec.embed_chunks`). Also how many were embedded."""
-    from tqdm import tqdm
-
+    text, from an interrupted build's checkpoint, else from the model
+    (:func:`rag.sentvec.embed_chunks`, saved to the checkpoint block by block). Also how many
+    passages and sentences were embedded, and how many came from the checkpoint."""
     todo = [i for i, k in enumerate(keys) if k not in old_rows]
     dim = embedder.dim
     out = np.zeros((len(chunks), dim), dtype=np.float32)
@@ -241,15 +291,24 @@ def _vectors_for(
                 out[i] = old_vecs[old_rows[k]]
                 if old.sentences is not None:
                     parts[i] = np.asarray(old.sentences.of(old_rows[k]), dtype=np.float16)
+    saved = checkpoint.load(ckpt, dim) if todo else {}
+    resumed = [i for i in todo if keys[i] in saved]
+    for i in resumed:
+        out[i], parts[i] = saved[keys[i]]
+    bar.add(len(resumed))
+    todo = [i for i in todo if keys[i] not in saved]
+    n_sentences = 0
     if todo:
-        with tqdm(
-            total=len(todo), desc="embedding", unit="passage", disable=not progress, file=sys.stderr
-        ) as bar:
-            vecs, sents = embed_chunks(embedder, [chunks[i] for i in todo], [spans[i] for i in todo], bar.update)
-        out[np.asarray(todo)] = vecs
-        for i, sv in zip(todo, sents, strict=True):
+        bar.stage("embedding")
+    for at in range(0, len(todo), checkpoint.BLOCK):
+        block = todo[at : at + checkpoint.BLOCK]
+        vecs, sents = embed_chunks(embedder, [chunks[i] for i in block], [spans[i] for i in block], bar.add)
+        out[np.asarray(block)] = vecs
+        for i, sv in zip(block, sents, strict=True):
             parts[i] = sv
-    return out, assemble(parts, dim), len(todo)
+        n_sentences += sum(len(sv) for sv in sents)
+        checkpoint.save_block(ckpt, [keys[i] for i in block], vecs, sents)
+    return out, assemble(parts, dim), len(todo), n_sentences, len(resumed)
 
 
 def _faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, str]:
