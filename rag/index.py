@@ -133,6 +133,8 @@ def build_index(
             factory=old.manifest["faiss"]["factory"],
         )
 
+    if old is not None and old.manifest.get("params", {}).get("sentence_vectors") != params["sentence_vectors"]:
+        old = None  # sentence vectors of the other kind: embed everything again
     if embedder is None:
         from rag.embed import load_index_embedder
 
@@ -155,7 +157,7 @@ def build_index(
         bar.plan(sum(k not in old_rows for k in keys) + sum(t not in known_terms for t in vocabulary) / TERM_COST)
         ckpt = checkpoint.folder_for(settings.cache_dir, path, str(getattr(embedder, "checksum", "")))
         vectors, sentences, embedded, n_sentences, resumed = _vectors_for(
-            chunks, spans, keys, old, old_rows, embedder, bar, ckpt
+            chunks, spans, keys, old, old_rows, embedder, bar, ckpt, settings
         )
         bar.stage("terms")
         terms, n_terms = build_terms(
@@ -209,7 +211,7 @@ def _params(settings: Settings) -> dict[str, Any]:
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "chunker": CHUNKER_VERSION,
-        "sentence_vectors": True,
+        "sentence_vectors": "pooled" if settings.sentence_pooling else "alone",
         "term_vectors": True,
         "term_pairs": True,  # an index without BM25 pairs is rebuilt by `rag index` (vectors are reused)
         "embed_model": settings.embed_model,
@@ -220,7 +222,7 @@ def term_cache(settings: Settings, embedder: Any) -> Path | None:
     """The cache folder of term vectors for this model (``rag.termcache``); None without a checksum."""
     if not getattr(embedder, "checksum", ""):
         return None
-    return termcache.folder_for(settings.cache_dir, embedder.checksum, embedder.query_prompt)
+    return termcache.folder_for(settings.cache_dir, embedder.checksum, getattr(embedder, "query_prompt", settings.query_prompt))
 
 
 TERM_COST = 20  # terms that cost about as much model time as one passage (progress estimate)
@@ -274,7 +276,7 @@ def _chunk_all(
 
 def _vectors_for(
     chunks: list[Chunk], spans: list[list[tuple[int, int]] | None], keys: list[str], old: Index | None,
-    old_rows: dict[str, int], embedder: Any, bar: Progress, ckpt: Path,
+    old_rows: dict[str, int], embedder: Any, bar: Progress, ckpt: Path, settings: Settings,
 ) -> tuple[np.ndarray, SentenceVectors, int, int, int]:
     """Passage and sentence vectors of every chunk: from the previous index when it holds the
     text, from an interrupted build's checkpoint, else from the model
@@ -302,7 +304,9 @@ def _vectors_for(
         bar.stage("embedding")
     for at in range(0, len(todo), checkpoint.BLOCK):
         block = todo[at : at + checkpoint.BLOCK]
-        vecs, sents = embed_chunks(embedder, [chunks[i] for i in block], [spans[i] for i in block], bar.add)
+        vecs, sents = embed_chunks(
+            embedder, [chunks[i] for i in block], [spans[i] for i in block], bar.add, settings.sentence_pooling
+        )
         out[np.asarray(block)] = vecs
         for i, sv in zip(block, sents, strict=True):
             parts[i] = sv

@@ -99,17 +99,18 @@ def supports_pooling(embedder: Any) -> bool:
 
 def encode_pooled(
     embedder: Any, texts: Sequence[str], spans: Sequence[Sequence[Span]],
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, pooled: bool = True,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Passage vectors ``(n, dim)`` float32 of ``texts`` and, per text, float32 ``(len(spans[i]), dim)``
     vectors of its sentences (``spans[i]``: character spans into ``texts[i]``), one forward pass
-    per batch; ``progress(k)`` after each batch of ``k`` texts."""
+    per batch; ``progress(k)`` after each batch of ``k`` texts. ``pooled=False`` (or an embedder
+    without token states): each sentence is encoded alone instead, a second pass."""
     if len(texts) != len(spans):
         raise ValueError(f"encode_pooled: {len(texts)} texts but {len(spans)} span lists")
     dim = embedder.dim
     passages = np.zeros((len(texts), dim), dtype=np.float32)
     sentences = [np.zeros((len(s), dim), dtype=np.float32) for s in spans]
-    if not supports_pooling(embedder):
+    if not pooled or not supports_pooling(embedder):
         passages[:] = embedder.encode_passages(list(texts), progress=progress) if len(texts) else passages
         _encode_alone(embedder, texts, spans, [list(range(len(s))) for s in spans], sentences)
         return passages, sentences
@@ -119,9 +120,9 @@ def encode_pooled(
     missed: list[list[int]] = [[] for _ in texts]
     for at in range(0, len(order), embedder.batch_size):
         idx = order[at : at + embedder.batch_size]
-        pooled, states, offsets = _forward(embedder, [prompt + prenormalize(texts[i]) for i in idx])
+        pvecs, states, offsets = _forward(embedder, [prompt + prenormalize(texts[i]) for i in idx])
         for b, i in enumerate(idx):
-            passages[i] = pooled[b]
+            passages[i] = pvecs[b]
             if not spans[i]:
                 continue
             masks = token_masks(offsets[b], _shifted(spans[i], char_positions(texts[i], prenormalize), len(prompt)))

@@ -89,13 +89,14 @@ def sentence_texts(c: Chunk, spans: Sequence[Span] | None = None) -> list[str]:
 
 def embed_chunks(
     embedder: Any, chunks: Sequence[Chunk], spans: Sequence[Sequence[Span] | None],
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, pooled: bool = True,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The model's work for a batch of passages: their vectors (float32 ``(n, dim)``) and, per
     passage, its sentence vectors (float16), pooled from the same forward pass
-    (:func:`rag.pooled.encode_pooled`). ``spans[i]``: chunk i's sentence spans, or None to split it."""
+    (:func:`rag.pooled.encode_pooled`), or with ``pooled=False`` each sentence encoded alone.
+    ``spans[i]``: chunk i's sentence spans, or None to split it."""
     chosen = [sentence_spans(c, s) for c, s in zip(chunks, spans, strict=True)]
-    vectors, sentences = encode_pooled(embedder, [c.text for c in chunks], chosen, progress)
+    vectors, sentences = encode_pooled(embedder, [c.text for c in chunks], chosen, progress, pooled)
     return vectors, [s.astype(np.float16) for s in sentences]
 
 
