@@ -222,7 +222,8 @@ def term_cache(settings: Settings, embedder: Any) -> Path | None:
     """The cache folder of term vectors for this model (``rag.termcache``); None without a checksum."""
     if not getattr(embedder, "checksum", ""):
         return None
-    return termcache.folder_for(settings.cache_dir, embedder.checksum, getattr(embedder, "query_prompt", settings.query_prompt))
+    prompt = getattr(embedder, "query_prompt", settings.query_prompt)
+    return termcache.folder_for(settings.cache_dir, embedder.checksum, prompt)
 
 
 TERM_COST = 20  # terms that cost about as much model time as one passage (progress estimate)
