@@ -119,6 +119,7 @@ class Answer:
     mode: str = "extractive"  # or "llm"
     notice: str = ""  # e.g. why the LLM answer fell back to extractive
     resolved_question: str = ""  # the question after follow-up resolution
+    time: dict[str, Any] | None = None  # publication dates searched (rag.timeline.TimeScope + "label")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -133,6 +134,7 @@ class Answer:
             "mode": self.mode,
             "notice": self.notice,
             "resolved_question": self.resolved_question,
+            "time": self.time,
         }
 
 

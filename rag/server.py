@@ -84,6 +84,7 @@ class AskRequest(_Filtered):
     question: str
     history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
     stream: bool = False
+    question_time: bool = True  # false: ignore the question's time words ("지난주"), e.g. the range removed
     id: str | int | None = None
 
 
@@ -211,9 +212,10 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
         filters = req.filters()
         if req.stream:
             service.require()  # a missing index is a 503, not an error event inside a 200 stream
-            return StreamingResponse(_sse(service.stream(q, history, filters)), media_type="text/event-stream",
+            events = service.stream(q, history, filters, req.question_time)
+            return StreamingResponse(_sse(events), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        return service.answer(q, history, filters).to_json()
+        return service.answer(q, history, filters, req.question_time).to_json()
 
     @app.post("/api/feedback", tags=["api"])
     def feedback(req: FeedbackRequest, user: Annotated[User, Depends(limited)]) -> dict[str, Any]:
