@@ -41,6 +41,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "outlet": "언론사",
         "author": "기자",
         "date": "날짜",
+        "undated": "날짜 없음",
+        "time_off": "기간 조건 없이 다시 묻기",
         "link": "링크",
         "none": "—",
         "not_web": "(웹 주소가 아니어서 열지 않습니다)",
@@ -75,6 +77,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "outlet": "Outlet",
         "author": "Author",
         "date": "Date",
+        "undated": "undated",
+        "time_off": "Ask again without the date range",
         "link": "Link",
         "none": "—",
         "not_web": "(not a web address, not opened)",
@@ -181,7 +185,7 @@ def _answer_body(answer: Answer, turn: int, lang: str, titles: dict[int, str]) -
     return "".join(out)
 
 
-def _source_lines(citations: tuple[Citation, ...], turn: int) -> str:
+def _source_lines(citations: tuple[Citation, ...], turn: int, lang: str = "en") -> str:
     """One line per article: its citation numbers (each opens the panel), title, outlet, date."""
     by_doc: dict[str, list[Citation]] = {}
     for c in citations:
@@ -191,7 +195,7 @@ def _source_lines(citations: tuple[Citation, ...], turn: int) -> str:
         c = cites[0]
         nums = "".join(f'<button type="button" class="rag-src rag-t-{turn} rag-n-{x.n}">[{x.n}]</button>'
                        for x in cites)
-        bits = [esc(b) for b in (c.outlet, c.published[:10]) if b]
+        bits = [esc(b) for b in (c.outlet, c.published[:10] or t(lang, "undated")) if b]
         meta = f' <span class="rag-src-meta">· {" · ".join(bits)}</span>' if bits else ""
         lines.append(f'<li><span class="rag-src-n">{nums}</span> {esc(c.title or c.doc_id)}{meta}</li>')
     return "".join(lines)
@@ -204,13 +208,18 @@ def render_answer(answer: Answer, turn: int, lang: str) -> str:
     parts = [f'<div class="rag-msg {kind}">']
     if answer.abstained:
         parts.append(f'<div class="rag-badge">ⓘ {esc(t(lang, "abstain"))}</div>')
+    if answer.time and answer.time.get("label"):  # the dates searched; a question's range can be removed
+        off = (f' <button type="button" class="rag-time-off rag-t-{turn}" title="{esc(t(lang, "time_off"))}" '
+               f'aria-label="{esc(t(lang, "time_off"))}">×</button>' if answer.time.get("source") == "question"
+               and answer.time.get("from") and answer.time.get("applied", True) else "")
+        parts.append(f'<div class="rag-time">🗓 {esc(answer.time["label"])}{off}</div>')
     parts.append(f'<div class="rag-text">{_answer_body(answer, turn, lang, titles)}</div>')
     if any(not s.supported for s in answer.sentences):
         parts.append(f'<div class="rag-legend">{esc(t(lang, "unsupported_legend"))}</div>')
     if answer.citations:
         head = f'<div class="rag-sources-h">{esc(t(lang, "sources"))}</div>'
         parts.append(f'<div class="rag-sources">{head}<ol>')
-        parts.append(_source_lines(answer.citations, turn))
+        parts.append(_source_lines(answer.citations, turn, lang))
         parts.append("</ol></div>")
     if answer.notice:
         parts.append(f'<div class="rag-notice">{_text(answer.notice)}</div>')
@@ -267,7 +276,7 @@ def render_panel(c: Citation | None, lang: str, nonce: int = 0) -> str:
     else:
         link = none
     rows = [("outlet", esc(c.outlet) if c.outlet else none), ("author", esc(c.author) if c.author else none),
-            ("date", esc(c.published[:10]) if c.published else none), ("link", link)]
+            ("date", esc(c.published[:10]) if c.published else esc(t(lang, "undated"))), ("link", link)]
     meta = "".join(f"<dt>{esc(t(lang, k))}</dt><dd>{v}</dd>" for k, v in rows)
     return (
         f'<div class="rag-panel is-open rag-nonce-{int(nonce)}">'

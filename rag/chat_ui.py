@@ -49,7 +49,8 @@ class ChatBackend(Protocol):
         """0 when the user may ask now, else seconds to wait."""
         ...
 
-    def stream(self, question: str, history: Sequence[Turn]) -> Iterator[dict[str, Any]]: ...
+    def stream(self, question: str, history: Sequence[Turn], *, question_time: bool = True
+               ) -> Iterator[dict[str, Any]]: ...
 
     def save_feedback(self, record: dict[str, Any]) -> None: ...
 
@@ -75,6 +76,12 @@ if (!root.__ragBound) {
   root.addEventListener('click', (e) => {
     const el = e.target instanceof Element ? e.target : null;
     if (!el) return;
+    const off = el.closest('.rag-time-off');
+    if (off) {
+      const turn = off.className.match(/rag-t-(\d+)/);
+      if (turn) { e.preventDefault(); root.__ragTrigger('click', {turn: +turn[1], action: 'time-off'}); }
+      return;
+    }
     const cite = el.closest('.rag-cite, .rag-src');
     if (cite) {
       const turn = cite.className.match(/rag-t-(\d+)/), n = cite.className.match(/rag-n-(\d+)/);
@@ -153,6 +160,9 @@ CSS = """
   background: #fffbeb; }
 .rag-legend, .rag-notice { font-size: .8em; color: #92400e; margin-top: 6px; }
 .rag-notice { color: var(--body-text-color-subdued); }
+.rag-time { display: inline-flex; align-items: center; gap: 4px; font-size: .8em; margin-bottom: 6px;
+  padding: 1px 8px; border-radius: 999px; background: var(--background-fill-secondary); }
+.rag-time-off { font: inherit; border: 0; background: none; cursor: pointer; padding: 0 2px; font-weight: 700; }
 .rag-caret { animation: rag-blink 1s steps(2) infinite; color: var(--color-accent); }
 .rag-thinking { color: var(--body-text-color-subdued); }
 @keyframes rag-blink { 50% { opacity: 0; } }
@@ -230,7 +240,8 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
             *buttons,
         ]
 
-    def respond(question: str, conv: dict[str, Any], lang: str, request: gr.Request) -> Iterator[Any]:
+    def respond(question: str, conv: dict[str, Any], lang: str, request: gr.Request,
+                question_time: bool = True) -> Iterator[Any]:
         q = (question or "").strip()
         if not q:
             yield gr.update(), conv["messages"], conv
@@ -257,7 +268,7 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         yield "", msgs, conv
         text, final, last = "", None, 0.0
         try:
-            for ev in backend.stream(q, tuple(conv["turns"])):
+            for ev in backend.stream(q, tuple(conv["turns"]), question_time=question_time):
                 if ev.get("type") == "delta":
                     text += str(ev.get("text", ""))
                     msgs[-1] = {"role": "assistant", "content": render_streaming(text, lang)}
@@ -282,8 +293,22 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         msgs[-1] = {"role": "assistant", "content": render_answer(final, turn, lang)}
         yield "", msgs, conv
 
-    def show_source(conv: dict[str, Any], lang: str, evt: gr.EventData) -> str:
+    def without_time(conv: dict[str, Any], lang: str, request: gr.Request, evt: gr.EventData) -> Iterator[Any]:
+        """The range chip's ×: the same question again, its time words ignored (rag.timeline)."""
         data = getattr(evt, "_data", None) or {}
+        try:
+            q = conv["answers"][int(data["turn"])].question if data.get("action") == "time-off" else ""
+        except (KeyError, IndexError, TypeError, ValueError):
+            q = ""
+        if not q:
+            yield gr.update(), gr.update(), gr.update()
+            return
+        yield from respond(q, conv, lang, request, question_time=False)
+
+    def show_source(conv: dict[str, Any], lang: str, evt: gr.EventData) -> Any:
+        data = getattr(evt, "_data", None) or {}
+        if data.get("action"):
+            return gr.update()
         try:
             answer = conv["answers"][int(data["turn"])]
             n = int(data["n"])
@@ -350,6 +375,7 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         for b in examples:
             b.click(respond, [b, conv, lang], outs, **opts)
         panel.click(show_source, [conv, lang], panel, show_progress="hidden")
+        panel.click(without_time, [conv, lang], outs, **opts)
         chat.like(on_like, [conv, lang], None)
         new_btn.click(new_chat, [lang], [chat, conv, panel], show_progress="hidden")
         chat.clear(new_chat, [lang], [chat, conv, panel], show_progress="hidden")
