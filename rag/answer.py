@@ -106,7 +106,7 @@ def _run(
     filters, ts = timeline.scope(question, filters, settings.now, question_time, published)
     for event in _answer_events(retriever, question, history, settings, filters, stream):
         if event["type"] == "answer":
-            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts)}
+            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts, retriever.index.docs)}
         yield event
 
 

@@ -196,6 +196,8 @@ def _source_lines(citations: tuple[Citation, ...], turn: int, lang: str = "en") 
         nums = "".join(f'<button type="button" class="rag-src rag-t-{turn} rag-n-{x.n}">[{x.n}]</button>'
                        for x in cites)
         bits = [esc(b) for b in (c.outlet, c.published[:10] or t(lang, "undated")) if b]
+        if c.also:  # the same story from other outlets; this one published it first
+            bits.append(esc(("같은 기사: " if lang == "ko" else "also: ") + c.also))
         meta = f' <span class="rag-src-meta">· {" · ".join(bits)}</span>' if bits else ""
         lines.append(f'<li><span class="rag-src-n">{nums}</span> {esc(c.title or c.doc_id)}{meta}</li>')
     return "".join(lines)

@@ -16,7 +16,8 @@ in ``problems`` and skipped; the rest of the round goes on.
 
 De-duplication (:mod:`rag.dedup`): a page whose text is a near-duplicate of a
 stored article from another outlet is not stored again; the stored record
-keeps the earliest publisher and lists the others under ``"also"``. A later
+keeps the earliest publisher and lists the others (``"copies"``, and as text in
+``"also"``, which the index keeps and citations carry). A later
 near-duplicate from the same outlet, or new text at the same URL, is a
 correction: it replaces the older version in place (same id).
 """
@@ -212,7 +213,9 @@ class Ingestor:
         if kind == "correction" and other is not None:  # a later version of a stored story: replace it in place
             target = Path(other.key)
             record["id"] = records[target]["id"]
-            record["also"] = records[target].get("also", [])
+            for k in ("copies", "also"):
+                if records[target].get(k):
+                    record[k] = records[target][k]
             path = target
         self._write(path, record)
         is_new = path not in records
@@ -225,15 +228,15 @@ class Ingestor:
                     dups: NearDuplicates, report: IngestReport) -> None:
         """One copy per story: the earliest publisher's text; the others listed under "also"."""
         kept = records[target]
-        also = list(kept.get("also", []))
+        copies = list(kept.get("copies", []))
         newer = dict(record)
         swapped = bool(record["published"] and kept.get("published") and record["published"] < kept["published"])
         if swapped:  # the new copy was published first: it becomes the kept one (same id, same file)
             newer, kept = kept, {**record, "id": kept["id"]}
         entry = {k: newer.get(k, "") for k in ("outlet", "url", "published", "title")}
-        if entry["url"] not in {a.get("url") for a in also}:
-            also.append(entry)
-        kept = {**kept, "also": also}
+        if entry["url"] not in {a.get("url") for a in copies}:
+            copies.append(entry)
+        kept = {**kept, "copies": copies, "also": also_text(copies)}
         self._write(target, kept)
         records[target] = kept
         dups.add(_article(str(target), kept))
@@ -258,6 +261,15 @@ class Ingestor:
             if src and Path(src).exists() and not any(_inside(Path(src).resolve(), Path(p)) for p in paths):
                 paths.append(src)
         return list(dict.fromkeys(paths))
+
+
+def also_text(copies: list[dict[str, str]]) -> str:
+    """The other publishers of a story, as stored in a document's ``also`` field."""
+    parts = []
+    for c in copies:
+        bits = ", ".join(b for b in (c.get("published", ""), c.get("url", "")) if b)
+        parts.append(f"{c.get('outlet') or c.get('url', '')}" + (f" ({bits})" if bits else ""))
+    return "; ".join(parts)
 
 
 def _inside(path: Path, root: Path) -> bool:

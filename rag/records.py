@@ -25,6 +25,7 @@ class Document:
     source: str = ""  # path (and line) the document was read from
     sha256: str = ""  # of the normalised title + text + metadata
     body_start: int = 0  # text before this offset is the metadata header (title, outlet, author, date)
+    also: str = ""  # other outlets that published the same story ("테크데일리 (2025-08-14, URL); ..."; rag.dedup)
 
     def meta(self) -> dict[str, str]:
         """Document metadata without the body, as stored beside chunks."""
@@ -88,6 +89,7 @@ class Citation:
     published: str = ""
     passage: str = ""  # the whole chunk, for the UI's side panel
     passage_start: int = 0  # document offset of ``passage``
+    also: str = ""  # the same story from other outlets (the cited one published it first)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

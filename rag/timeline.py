@@ -141,10 +141,14 @@ def name_dates(a: Answer, about_time: bool) -> Answer:
     return replace(a, answer=f"{first}\n{body}" if first else body, sentences=tuple(sentences))
 
 
-def finish(a: Answer, ts: TimeScope | None) -> Answer:
-    """The final answer: dates named where they matter, conflicting reports ordered, scope attached."""
+def finish(a: Answer, ts: TimeScope | None, docs: dict[str, dict[str, str]] | None = None) -> Answer:
+    """The final answer: dates named where they matter, conflicting reports ordered, scope attached,
+    citations listing the other outlets of a syndicated story (``docs``: the index's document metadata)."""
     from rag.conflicts import order_conflicts
 
     about_time = ts is not None and ts.source == "question"
+    if docs and any(docs.get(c.doc_id, {}).get("also") for c in a.citations):
+        cites = tuple(replace(c, also=docs.get(c.doc_id, {}).get("also", "")) for c in a.citations)
+        a = replace(a, citations=cites)
     a = order_conflicts(a)
     return with_scope(name_dates(a, about_time), ts)

@@ -268,7 +268,8 @@ def test_syndicated_copy_is_stored_once_and_listed(site: Site, tmp_path: Path) -
     assert r.duplicates == [{"url": b + "/copy", "of": b + "/wire", "kind": "syndicated"}]
     stored = [json.loads(p.read_text(encoding="utf-8")) for p in (tmp_path / "feeds").glob("*/*.jsonl")]
     assert len(stored) == 1 and stored[0]["outlet"] == "연합뉴스"  # the earliest publisher
-    assert [a["outlet"] for a in stored[0]["also"]] == ["테크데일리"]
+    assert [a["outlet"] for a in stored[0]["copies"]] == ["테크데일리"]
+    assert stored[0]["also"] == f"테크데일리 (2025-08-14, {b}/copy)"
 
 
 def test_cli_ingest_reports_json_and_progress(site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]

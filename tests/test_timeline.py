@@ -162,3 +162,14 @@ def test_api_and_cli_carry_the_range(tl, capsys: pytest.CaptureFixture[str]) -> 
     assert (out["time"]["from"], out["time"]["to"]) == ("2025-07-01", "2025-07-31")
     assert main(["ask", "지난달 K-AI 관련 소식은?", "--index", s.index_dir, "--now", "2025-09-20"]) == 0
     assert "2025-08-01 ~ 2025-08-31 기사에서 찾았습니다" in capsys.readouterr().out
+
+
+def test_citations_list_the_other_outlets_of_a_syndicated_story() -> None:
+    from rag.timeline import finish
+
+    a = _answer("ko", _cite(1, "wire", "정부가 GPU 1만 장을 확보한다.", "2025-08-13", "연합뉴스"))
+    docs = {"wire": {"also": "테크데일리 (2025-08-14, http://t.test/copy)"}}
+    out = finish(a, None, docs)
+    assert out.citations[0].also == "테크데일리 (2025-08-14, http://t.test/copy)"
+    assert out.citations[0].to_json()["also"].startswith("테크데일리")
+    assert finish(a, None, {"wire": {}}).citations[0].also == ""
