@@ -5,9 +5,10 @@ English articles: five K-AI teams, later four; a budget raised; export figures
 revised) and asks ``tests/data/timeline/questions.jsonl`` (52 questions, 28
 about time) with ``RAG_NOW=2025-08-13``. A question counts as correct when the
 first citation is one of ``expect_docs`` and the answer text contains one of
-``answer_any``; an unanswerable one when the answer abstains. The same
-questions are asked with the question's time words ignored
-(``question_time=False``) as the baseline measured in the same run.
+``answer_any``; an unanswerable one when the answer abstains. Baselines in the
+same run: the question's time words ignored (``question_time=False``; dates
+and conflict ordering still on), and answers as before issue 15 (no time
+scope, no dates named, no conflict ordering).
 
     python bench/timeline_eval.py [--index DIR] > timeline.json
 """
@@ -36,14 +37,25 @@ def correct(q: dict[str, Any], a: Any) -> bool:
     return first.doc_id in q["expect_docs"] and any(s in a.answer for s in q["answer_any"])
 
 
-def run(retriever: Any, settings: Any, questions: list[dict[str, Any]], question_time: bool = True) -> dict[str, Any]:
-    """Accuracy overall, for time / plain questions and per language, plus the wrong ones."""
+def _plain_answer(retriever: Any, question: str, settings: Any) -> Any:
+    """The answer as before issue 15: no time scope, no dates named, no conflict ordering."""
+    from rag.answer import _answer_events
+
+    events = _answer_events(retriever, question, (), settings, None, False)
+    return next(e["answer"] for e in events if e["type"] == "answer")
+
+
+def run(retriever: Any, settings: Any, questions: list[dict[str, Any]], question_time: bool | None = True
+        ) -> dict[str, Any]:
+    """Accuracy overall, for time / plain questions and per language, plus the wrong ones.
+    ``question_time=None``: answers as before issue 15 (the baseline)."""
     from rag.answer import answer
     from rag.text import detect_lang
 
     rows = []
     for q in questions:
-        a = answer(retriever, q["question"], settings=settings, question_time=question_time)
+        a = (_plain_answer(retriever, q["question"], settings) if question_time is None
+             else answer(retriever, q["question"], settings=settings, question_time=question_time))
         first = min(a.citations, key=lambda c: c.n).doc_id if a.citations else ""
         rows.append({"id": q["id"], "ok": correct(q, a), "about_time": q["about_time"],
                      "lang": detect_lang(q["question"]) or "en", "first": first, "abstained": a.abstained})
@@ -81,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     questions = load_questions()
     out = {"now": NOW, "questions": len(questions),
            "with_time": run(retriever, settings, questions, True),
-           "baseline_time_words_ignored": run(retriever, settings, questions, False)}
+           "time_words_ignored": run(retriever, settings, questions, False),
+           "before_issue_15": run(retriever, settings, questions, None)}
     json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
     print()
     return 0
