@@ -45,6 +45,10 @@ class Settings:
     # against sentence-transformers): no torch import, ~3x faster per question (rag.onnxembed)
     onnx: bool = True
 
+    # --- reading the corpus (a bigger file or JSONL line is skipped and reported, never fatal)
+    max_file_bytes: int = 20_000_000  # 20 MB: a news article is KBs; a bigger file is a dump or a mistake
+    max_line_bytes: int = 2_000_000  # one JSONL record
+
     # --- chunking
     chunk_tokens: int = 256  # max tokens per passage: beat 160 and 320 on belebele and seed (README)
     chunk_overlap: int = 1  # sentences repeated between neighbouring passages
