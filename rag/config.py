@@ -88,6 +88,10 @@ class Settings:
     rate_limit: int = 30  # requests per minute per user
     max_question_chars: int = 2000
     max_body_bytes: int = 65_536
+    body_timeout: float = 10.0  # seconds to receive a whole request body; a slower sender gets 408
+    # host names (Host header) the server answers to, comma-separated; empty = the loopback names
+    # when it listens on a loopback address (a DNS-rebinding page then cannot reach it), any otherwise
+    allowed_hosts: str = ""
     # appended by the server/UI work (issue 4):
     examples: str = ""  # "|"-separated example questions on the chat page; empty = made from article titles
 
