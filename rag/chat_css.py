@@ -47,6 +47,7 @@ CSS = """
 .rag-sr, .rag-announce, .rag-announce-close, .rag-copytext { position: absolute !important; width: 1px;
   height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .rag-copytext, .rag-announce, .rag-announce-close { display: none; }
+#rag-chat .icon-button-wrapper.top-panel { display: none; }  /* one clear control: "new conversation" */
 #rag-chat .prose { opacity: 1 !important; }  /* Gradio dims messages to .8: below 4.5:1 */
 .rag-q { white-space: normal; }
 .rag-msg .rag-text { line-height: 1.65; }

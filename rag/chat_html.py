@@ -65,8 +65,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "chunk_id": "문단 ID",
         "offsets": "문자 위치",
         "abstain_text": "기사에서 관련 근거를 찾지 못했습니다.",
-        "helpful": "도움이 됐어요",
-        "not_helpful": "도움이 안 됐어요",
+        "helpful": "도움됐어요",
+        "not_helpful": "아쉬워요",
         "feedback_thanks": "고맙습니다! 의견을 남기시면 더 나아지는 데 쓰겠습니다 (선택).",
         "comment": "의견 (선택)",
         "comment_placeholder": "무엇이 좋았거나 부족했나요?",
@@ -268,10 +268,10 @@ def _source_lines(citations: tuple[Citation, ...], turn: int, lang: str = "en") 
     return "".join(lines)
 
 
-def _copy_text(answer: Answer, lang: str) -> str:
+def _copy_text(answer: Answer, lang: str, shown: str) -> str:
     """What the copy button puts on the clipboard: the answer, then each source with its quoted sentence.
     One ``<span>`` a line (the page joins them with newlines); hidden by CSS."""
-    lines = [answer.answer]
+    lines = [shown]
     if answer.citations:
         lines += ["", t(lang, "sources") + ":"]
         for c in answer.citations:
@@ -283,16 +283,16 @@ def _copy_text(answer: Answer, lang: str) -> str:
     return f'<div class="rag-copytext" aria-hidden="true">{spans}</div>'
 
 
-def _tools(answer: Answer, turn: int, lang: str) -> str:
+def _tools(answer: Answer, turn: int, lang: str, shown: str) -> str:
     """Thumbs (answers only, never under errors) and the copy button, labelled in the page language."""
     up, down, copy, done = (esc(t(lang, k)) for k in ("helpful", "not_helpful", "copy", "copied"))
     return (
         '<div class="rag-tools">'
-        f'<button type="button" class="rag-fb rag-fb-up rag-t-{turn}" title="{up}">👍</button>'
-        f'<button type="button" class="rag-fb rag-fb-down rag-t-{turn}" title="{down}">👎</button>'
+        f'<button type="button" class="rag-fb rag-fb-up rag-t-{turn}" title="{up}">{up}</button>'
+        f'<button type="button" class="rag-fb rag-fb-down rag-t-{turn}" title="{down}">{down}</button>'
         f'<button type="button" class="rag-copy" title="{copy}"><span class="rag-copy-label">{copy}</span>'
         f'<span class="rag-copy-done">{done}</span></button>'
-        f"{_copy_text(answer, lang)}</div>"
+        f"{_copy_text(answer, lang, shown)}</div>"
     )
 
 
@@ -307,8 +307,10 @@ def render_answer(answer: Answer, turn: int, lang: str) -> str:
     if answer.abstained:
         parts.append(f'<div class="rag-badge">ⓘ {esc(t(lang, "abstain"))}</div>')
     # notes above the answer (e.g. the resolved follow-up question) go here, before .rag-text
-    if answer.abstained and not answer.citations:
-        parts.append(f'<div class="rag-text" lang="{esc(lang)}">{esc(t(lang, "abstain_text"))}</div>')
+    refusal = answer.abstained and not answer.citations
+    shown = t(lang, "abstain_text") if refusal else answer.answer
+    if refusal:
+        parts.append(f'<div class="rag-text" lang="{esc(lang)}">{esc(shown)}</div>')
     else:
         body = _answer_body(answer, turn, lang, titles)
         parts.append(f'<div class="rag-text" lang="{esc(answer.lang or lang)}">{body}</div>')
@@ -321,7 +323,7 @@ def render_answer(answer: Answer, turn: int, lang: str) -> str:
         parts.append("</ol></div>")
     if answer.notice:
         parts.append(f'<div class="rag-notice">{_text(answer.notice)}</div>')
-    parts.append(_tools(answer, turn, lang))
+    parts.append(_tools(answer, turn, lang, shown))
     parts.append("</div>")
     return "".join(parts)
 
