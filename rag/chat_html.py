@@ -15,7 +15,7 @@ import html
 import re
 from urllib.parse import urlsplit
 
-from rag.records import Answer, Citation
+from rag.records import Answer, Citation, understood_as
 
 LANGS = ("ko", "en")
 
@@ -197,6 +197,30 @@ def _source_lines(citations: tuple[Citation, ...], turn: int) -> str:
     return "".join(lines)
 
 
+def _understood(answer: Answer, lang: str) -> str:
+    """ "이렇게 이해했습니다: ..." / "Understood as: ..." above a rewritten follow-up's answer."""
+    line = understood_as(answer.question, answer.resolved_question, lang)
+    return f'<div class="rag-understood">{_text(line)}</div>' if line else ""
+
+
+def _short_body(answer: Answer, turn: int, titles: dict[int, str]) -> str:
+    """The answer text with the short answer in <strong> inside the first quote ("" when there is
+    none, it cannot be placed, or a sentence is unsupported)."""
+    short = answer.extra.get("short")
+    if not short or not answer.citations or any(not s.supported for s in answer.sentences):
+        return ""
+    c = answer.citations[0]
+    a, b = int(short["start"]) - c.start, int(short["end"]) - c.start
+    if not (0 <= a < b <= len(c.quote)) or c.quote[a:b] != short["text"]:
+        return ""
+    i = answer.answer.find(c.quote + f" [{c.n}]")
+    if i < 0:
+        return ""
+    text = answer.answer
+    return (_linkify(text[: i + a], turn, titles) + f"<strong>{_text(text[i + a : i + b])}</strong>"
+            + _linkify(text[i + b :], turn, titles))
+
+
 def render_answer(answer: Answer, turn: int, lang: str) -> str:
     """The final assistant message: text with clickable [n], sources, copy button, notices."""
     titles = {c.n: c.title or c.doc_id for c in answer.citations}
@@ -204,7 +228,9 @@ def render_answer(answer: Answer, turn: int, lang: str) -> str:
     parts = [f'<div class="rag-msg {kind}">']
     if answer.abstained:
         parts.append(f'<div class="rag-badge">ⓘ {esc(t(lang, "abstain"))}</div>')
-    parts.append(f'<div class="rag-text">{_answer_body(answer, turn, lang, titles)}</div>')
+    parts.append(_understood(answer, lang))
+    body = _short_body(answer, turn, titles) or _answer_body(answer, turn, lang, titles)
+    parts.append(f'<div class="rag-text">{body}</div>')
     if any(not s.supported for s in answer.sentences):
         parts.append(f'<div class="rag-legend">{esc(t(lang, "unsupported_legend"))}</div>')
     if answer.citations:
