@@ -68,8 +68,9 @@ const closePanel = () => {
 };
 const panelShown = () => {
   const p = q('#rag-panel .rag-panel.is-open');
-  if (!p || p.__ragSeen) return;
-  p.__ragSeen = true;
+  const nonce = p && p.className.match(/rag-nonce-\d+/);
+  if (!nonce || root.__ragSeen === nonce[0]) return;  // the page may morph the old panel in place
+  root.__ragSeen = nonce[0];
   const c = citeOf(p);
   root.__ragOpen = c;
   root.querySelectorAll('#rag-chat .is-current').forEach((b) => {

@@ -275,7 +275,7 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
     def on_load(lang: str, stored: Any) -> list[Any]:
         lang = pick_lang(lang or "")
         conv = conv_from_answers(chat_store.load(stored), lang)
-        return [lang, conv["messages"], conv, *lang_updates(lang)]
+        return [lang, conv["messages"], conv, render_panel(None, lang), *lang_updates(lang)]
 
     def on_lang(lang: str, conv: dict[str, Any]) -> list[Any]:
         """The toggle: every label, and the messages kept so far, in the new language."""
@@ -356,7 +356,8 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
                     *examples]
         # .input fires for the user's own choice only, which is what gets remembered
         lang.input(on_lang, [lang, conv], [chat, conv, panel, *labelled], js=SAVE_LANG_JS, show_progress="hidden")
-        demo.load(on_load, [browser, stored], [lang, chat, conv, *labelled], js=LOAD_JS, show_progress="hidden")
+        demo.load(on_load, [browser, stored], [lang, chat, conv, panel, *labelled], js=LOAD_JS,
+                  show_progress="hidden")
     return demo
 
 
