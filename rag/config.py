@@ -94,6 +94,11 @@ class Settings:
     allowed_hosts: str = ""
     # appended by the server/UI work (issue 4):
     examples: str = ""  # "|"-separated example questions on the chat page; empty = made from article titles
+    # appended by the scaling work (issue 13, docs/scaling.md):
+    store: str = "faiss"  # faiss = the index folder (embedded default) | milvus = a Milvus collection
+    milvus_uri: str = ""  # a .db path runs Milvus Lite (embedded); http://host:19530 a Milvus server
+    milvus_token: str = ""  # Milvus "user:password" or API token; empty for Milvus Lite
+    milvus_collection: str = ""  # collection name; empty = made from the index folder's name
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

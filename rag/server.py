@@ -14,6 +14,7 @@ and rate limits live in ``auth``; what the API does lives in ``service``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -167,7 +168,7 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     service = Service(settings, retriever)
     origins = allowed_origins(settings)
     root = settings.root_path.rstrip("/")
-    app = FastAPI(title="rag: grounded news Q&A", version=__version__,
+    app = FastAPI(title="rag: grounded news Q&A", version=__version__, docs_url=None, redoc_url=None,
                   description="Grounded Korean/English Q&A over news articles; every answer cites its "
                   "sources.\n\n근거 기반 한국어/영어 뉴스 질의응답.")
     app.state.service = service
@@ -239,6 +240,7 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
         return {"ok": True, "time": rec["time"]}
 
     app.include_router(openai_router(service, limited))
+    _offline_docs(app)
     _refuse_other_methods(app)
     app.openapi_schema = None
     make_schema = app.openapi
@@ -296,6 +298,24 @@ def _refuser(allow: str) -> Any:
     return refuse
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package, nothing from a CDN (ReDoc is not offered)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # relative URLs: right at /docs and behind a proxy at /chat/docs alike
+        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{app.title} · API",
+                                   swagger_js_url="docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="docs-assets/favicon-32x32.png")
+
+
 # ----------------------------------------------------------------- serve
 def _port_free(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -332,7 +352,11 @@ def serve(settings: Settings, insecure: bool = False, open_browser: bool = False
     t0 = time.perf_counter()
     check_serve(settings, insecure)
     print(f"rag: loading the index from {settings.index_dir} …", file=sys.stderr, flush=True)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KeyboardInterrupt:
+        print("rag: stopped before the server started / 서버를 시작하기 전에 멈췄습니다", file=sys.stderr, flush=True)
+        return
     service: Service = app.state.service
     if service.problem():
         print(f"rag: WARNING {service.problem()}", file=sys.stderr, flush=True)
@@ -356,4 +380,6 @@ def serve(settings: Settings, insecure: bool = False, open_browser: bool = False
                 webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled, after shutdown
+        server.run()
+    print("rag: server stopped / 서버를 멈췄습니다", file=sys.stderr, flush=True)
