@@ -33,7 +33,7 @@ from fastapi.routing import APIRoute
 from pydantic import Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.apibody import INTERNAL, Body, document_errors
+from rag.apibody import BAD_UNICODE, INTERNAL, Body, document_errors
 from rag.auth import AuthError, User, is_loopback
 from rag.config import Settings
 from rag.dates import check_range, filter_day
@@ -117,6 +117,8 @@ def _validation_message(exc: RequestValidationError) -> str:
         if err.get("type") == "json_invalid":
             return "request body is not valid JSON"
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's wrapper of our own text
+        if err.get("type") == "string_unicode":  # pydantic's own check of a length-limited string
+            msg = BAD_UNICODE
         parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts) or "invalid request"
 
