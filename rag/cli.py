@@ -65,7 +65,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.strict:
-        problems = load_corpus(settings.corpus).problems
+        problems = load_corpus(settings.corpus, settings.max_file_bytes, settings.max_line_bytes).problems
         if problems:
             for p in problems:
                 _log(f"rag: {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")

@@ -63,6 +63,9 @@ class Calibration:
     # answerable seed/dialogue questions reach contrast >= -0.018, off-topic ones stay <= -0.016
     cross_contrast: float = -0.02
     cross_cos: float = 0.74  # a floor only
+    # ... unless one sentence is closer to the question than the background (off-topic en <= -0.017,
+    # "the first-stage evaluation that cuts five teams to four" +0.016)
+    cross_sent_contrast: float = 0.0
 
 
 CALIBRATION = Calibration()
@@ -108,16 +111,32 @@ class Evidence:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def select(self, k: int) -> list[Source]:
-        """The ``k`` best sentences (score close to the best), in source order."""
+        """The lead sentence (the best one), then at most ``k - 1`` supporting sentences in source order.
+
+        A supporting sentence scores within ``SELECT_MARGIN`` of the lead and shares at least
+        ``SUPPORT_LEX`` of the question's words (same language) or, across languages, has
+        its own cosine within ``SUPPORT_SEM`` of the lead's: a sentence that merely sits
+        in a retrieved passage supports nothing.
+        """
         ranked = sorted(self.sources, key=lambda s: -s.score)
         if not ranked:
             return []
-        best = ranked[0].score
-        chosen = [s for s in ranked[: max(1, k)] if s.score >= best - SELECT_MARGIN]
-        return sorted(chosen, key=lambda s: (s.hit.chunk.doc_id, s.start))
+        lead = ranked[0]
+        support = [
+            s for s in ranked[1 : max(1, k)] if s.score >= lead.score - SELECT_MARGIN and _supports(s, lead, self.lang)
+        ]
+        return [lead, *sorted(support, key=lambda s: (s.hit.chunk.doc_id, s.start))]
 
 
-SELECT_MARGIN = 0.3  # a second or third quote must score within this of the best one
+SELECT_MARGIN = 0.3  # a second or third quote must score within this of the lead
+SUPPORT_LEX = 0.5  # ... and share this much of the question's (weighted) words
+SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
+
+
+def _supports(s: Source, lead: Source, lang: str) -> bool:
+    if s.lang == lang:
+        return s.lex >= SUPPORT_LEX
+    return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
 
 
 def gather(
@@ -164,10 +183,12 @@ def gather(
     # which makes passages in both languages comparable (measured on the background set, so it
     # works for an index of any size)
     ev.baseline = by_lang
-    _decide(ev, cos, mean, nearest, settings.min_answer_score)
+    stored = _stored_sentence_vectors(retriever, rows, ev.hits)
+    sent_best = max((float(v @ ev.qvec) for v in stored.values()), default=max(cos))
+    _decide(ev, cos, mean, nearest, settings.min_answer_score, sent_best)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
-        _score(ev, embedder, _stored_sentence_vectors(retriever, rows, [h for h in ev.hits if h.chunk.lang != lang]))
+        _score(ev, embedder, stored)
     return ev
 
 
@@ -308,6 +329,8 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
         for s, v in zip(top, _sentence_vectors(embedder, [s.text for s in top]), strict=True):
             s.sem = float(v @ ev.qvec)
     for s in ev.sources:
+        if s.lang == ev.lang and s.text in stored:
+            s.sem = float(stored[s.text] @ ev.qvec)
         if s.sem is not None:
             sem = s.sem
         elif s.lang == ev.lang:
@@ -341,21 +364,30 @@ def _sentence_vectors(embedder: Any, texts: list[str]) -> list[np.ndarray]:
     return [found[t] for t in texts]  # type: ignore[misc]
 
 
-def _decide(ev: Evidence, cos: list[float], mean: float, background: float, floor: float = 0.0) -> None:
-    """Answer or abstain; ``floor`` (``RAG_MIN_ANSWER_SCORE``, 0 = off) is a stricter cosine floor on top."""
+def _decide(
+    ev: Evidence, cos: list[float], mean: float, background: float, floor: float = 0.0, sent_best: float = -1.0
+) -> None:
+    """Answer or abstain; ``floor`` (``RAG_MIN_ANSWER_SCORE``, 0 = off) is a stricter cosine floor on top.
+    ``sent_best`` is the question's best cosine with one sentence of the retrieved passages."""
     cal = CALIBRATION
     best = max(range(len(cos)), key=lambda i: cos[i])
     best_cos = cos[best]
     gap = best_cos - mean
     contrast = best_cos - background
+    sent_contrast = sent_best - background
     passage_lang = ev.hits[best].chunk.lang or detect_lang(ev.hits[best].chunk.text)
     same = passage_lang == ev.lang
     ev.extra["scores"] = {
         "cos": round(best_cos, 4),
         "gap": round(gap, 4),
         "contrast": round(contrast, 4),
+        "sent_contrast": round(sent_contrast, 4),
         "same_language": same,
     }
+    # across languages one sentence can match a question that its whole passage does not
+    # ("the first-stage evaluation that cuts five teams to four" is one clause of a long passage)
+    if not same and sent_contrast >= cal.cross_sent_contrast:
+        contrast = max(contrast, cal.cross_contrast)
     if contrast < (cal.same_contrast if same else cal.cross_contrast):
         ev.abstain, ev.reason = True, "closer to small talk than to any article"
     elif same and best_cos < cal.same_cos and gap < cal.same_gap:

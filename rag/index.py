@@ -117,7 +117,7 @@ def build_folder(
     """
     t0 = time.perf_counter()
     path = Path(index_dir)
-    loaded = load_corpus(corpus)
+    loaded = load_corpus(corpus, settings.max_file_bytes, settings.max_line_bytes)
     old = None if rebuild else _try_load_previous(path, settings)
     params = _params(settings)
     docs = list(loaded.documents)
