@@ -149,7 +149,9 @@ _TIME_RE = re.compile(
     re.I,
 )
 _DIGIT_RE = re.compile(r"\d")
-_REASON_RE = re.compile(r"때문|이유|원인|(으로|로)\s*인해|탓|덕분|\bbecause\b|\bdue\s+to\b|\bowing\s+to\b|\bsince\b", re.I)
+_REASON_RE = re.compile(
+    r"때문|이유|원인|(으로|로)\s*인해|탓|덕분|\bbecause\b|\bdue\s+to\b|\bowing\s+to\b|\bsince\b", re.I
+)
 _MONEY_RE = re.compile(r"\d[\d,.]*\s*[억만천조]*\s*(원|달러)|[$€£]\s*\d|\d\s*(dollars?|won|euros?)\b", re.I)
 
 
