@@ -88,8 +88,9 @@ def order_conflicts(a: Answer) -> Answer:
     for c in order[1 + len(older):]:
         sentences.append(Sentence(f"{c.quote} [{renumber[c.n]}]", (renumber[c.n],), True))
     conflict = {"newest": newest.doc_id, "earlier": [c.doc_id for c in older]}
+    # the short answer ("short") pointed into the previous first quote: it no longer leads
     return replace(a, answer=" ".join(s.text for s in sentences), citations=new_cites, sentences=tuple(sentences),
-                   extra={**a.extra, "conflict": conflict})
+                   extra={**{k: v for k, v in a.extra.items() if k != "short"}, "conflict": conflict})
 
 
 def _who(c: Citation) -> str:
