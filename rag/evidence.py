@@ -241,7 +241,7 @@ def _memoized(retriever: Retriever) -> Retriever:
         return retriever
     cached = _MEMO.get(id(retriever))
     if cached is None or cached[0] is not retriever or cached[1].index is not retriever.index:
-        view = Retriever(retriever.index, _QueryMemo(retriever.embedder), retriever.settings, retriever.fusion)
+        view = type(retriever)(retriever.index, _QueryMemo(retriever.embedder), retriever.settings, retriever.fusion)
         cached = (retriever, view)
         if len(_MEMO) > 8:
             _MEMO.clear()

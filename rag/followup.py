@@ -179,8 +179,8 @@ def _replace_anaphora(question: str, antecedent: str) -> str:
             return m.group(0) if _DOC_NOUNS_RE.match(rest) else antecedent + " "
 
         out = _KO_DETERMINER_RE.sub(det, out)
-        out = _KO_PRONOUN_RE.sub(antecedent, out)
-    out = _EN_DEMONSTRATIVE_RE.sub(antecedent, out)
+        out = _KO_PRONOUN_RE.sub(lambda _m: antecedent, out)  # a function: no template escapes
+    out = _EN_DEMONSTRATIVE_RE.sub(lambda _m: antecedent, out)
 
     def pron(m: re.Match[str]) -> str:
         w = m.group(1).lower()
