@@ -102,6 +102,7 @@ class Settings:
     milvus_uri: str = ""  # a .db path runs Milvus Lite (embedded); http://host:19530 a Milvus server
     milvus_token: str = ""  # Milvus "user:password" or API token; empty for Milvus Lite
     milvus_collection: str = ""  # collection name; empty = made from the index folder's name
+    shared_state: bool = False  # replicas share rate-limit buckets in <data_dir>/ratelimit.sqlite
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -13,6 +13,7 @@ either the old index or the new one, never a mix, and none waits for the load. F
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import threading
@@ -66,7 +67,9 @@ class FeedbackStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX)  # replicas sharing the file never interleave lines
                     f.write(line + "\n")
+                    f.flush()
             except OSError as e:
                 raise ApiError(500, f"cannot write feedback to {self.path}: {e.strerror or e}; "
                                "check RAG_DATA_DIR", "server_error") from None
@@ -86,7 +89,11 @@ class Service:
         self.settings = settings
         self.max_question_chars = settings.max_question_chars
         self.auth = Authenticator(settings)
-        self.limiter = RateLimiter(settings.rate_limit)
+        self.limiter: Any = RateLimiter(settings.rate_limit)
+        if settings.shared_state:  # replicas count one user's requests together (rag.sharedstate)
+            from rag.sharedstate import FILE, SharedRateLimiter
+
+            self.limiter = SharedRateLimiter(Path(settings.data_dir) / FILE, settings.rate_limit)
         self.feedback = FeedbackStore(Path(settings.data_dir) / "feedback.jsonl")
         self._retriever = retriever
         self._error = ""
