@@ -173,3 +173,16 @@ def test_citations_list_the_other_outlets_of_a_syndicated_story() -> None:
     assert out.citations[0].also == "테크데일리 (2025-08-14, http://t.test/copy)"
     assert out.citations[0].to_json()["also"].startswith("테크데일리")
     assert finish(a, None, {"wire": {}}).citations[0].also == ""
+
+
+def test_time_words_are_not_taken_for_the_asked_subject() -> None:
+    from rag.timeline import without_time_words
+
+    _, ts = scope("What was reported about chip exports in early August?", None, NOW)
+    assert without_time_words("What was reported about chip exports in early August?", ts) == \
+        "What was reported about chip exports?"
+    _, ts = scope("지난주 K-AI 관련 소식은?", None, NOW)
+    assert without_time_words("지난주 K-AI 관련 소식은?", ts) == "K-AI 관련 소식은?"
+    q = "1989년 6월 30일 평양축전에 파견된 인물은?"
+    _, ts = scope(q, None, NOW, published=["2025-08-01"])
+    assert without_time_words(q, ts) == q  # a range that was not applied stays part of the question
