@@ -138,7 +138,11 @@ def test_time_questions_accuracy(tl) -> None:  # type: ignore[no-untyped-def]
     questions = [q for q in bench.load_questions() if q["about_time"]]
     assert len(questions) >= 20
     result = bench.run(retriever, s, questions)
-    assert result["all"]["accuracy"] >= 0.85, json.dumps(result, ensure_ascii=False)
+    ignored = bench.run(retriever, s, questions, question_time=False)  # same answers without the ranges
+    report = json.dumps([result, ignored], ensure_ascii=False)
+    # measured .857 vs .714 (notes/issue-15.md); the answerer's own changes move both
+    assert result["all"]["accuracy"] >= 0.8, report
+    assert result["all"]["accuracy"] > ignored["all"]["accuracy"], report
 
 
 def test_api_and_cli_carry_the_range(tl, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
