@@ -184,7 +184,12 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         return abstention(ev, notice)
     lead = chosen[0]
     missing = nearmiss.gap(
-        ev.resolved, lead.text, lead.sem, [h.chunk.text for h in ev.hits], cross=lead.lang != ev.lang
+        ev.resolved,
+        lead.text,
+        lead.sem,
+        [h.chunk.text for h in ev.hits],
+        cross=lead.lang != ev.lang,
+        lead_passage=lead.hit.chunk.text,
     )
     if missing is not None:
         about = _about_subject(ev, missing.subject) if missing.kind == "fact" else None

@@ -122,8 +122,10 @@ def gap(
     passages: Sequence[str],
     cross: bool,
     fact_sem: float = FACT_SEM,
+    lead_passage: str = "",
 ) -> Gap | None:
-    """The reason ``lead`` (the best source sentence) does not answer ``question``, or None."""
+    """The reason ``lead`` (the best source sentence) does not answer ``question``, or None.
+    ``lead_passage`` is the passage the lead comes from (the subject may be named there only)."""
     want = answer_type(question)
     subjects = subject_names(question, cross)
     subject = subjects[0] if subjects else ""
@@ -132,6 +134,8 @@ def gap(
         # the first name is what the question is about ("엔씨소프트는 K-AI 사업에서 ...?")
         if not _present(subjects[0], text):
             return Gap("subject", subject, want)
+    if not cross and subject and lead_passage and not _present(subject, _norm(lead_passage)):
+        return Gap("fact", subject, want)  # the articles name the subject, but not where the lead is
     if want in {"number", "time", "money"} and not fits(want, lead, question):
         return Gap("fact", subject, want)
     if want == "number" and not cross and not counted(question, lead):
