@@ -15,7 +15,7 @@ import html
 import re
 from urllib.parse import urlsplit
 
-from rag.records import Answer, Citation
+from rag.records import Answer, Citation, understood_as
 
 LANGS = ("ko", "en")
 
@@ -296,6 +296,30 @@ def _tools(answer: Answer, turn: int, lang: str, shown: str) -> str:
     )
 
 
+def _understood(answer: Answer, lang: str) -> str:
+    """ "이렇게 이해했습니다: ..." / "Understood as: ..." above a rewritten follow-up's answer."""
+    line = understood_as(answer.question, answer.resolved_question, lang)
+    return f'<div class="rag-understood">{_text(line)}</div>' if line else ""
+
+
+def _short_body(answer: Answer, turn: int, lang: str, titles: dict[int, str]) -> str:
+    """The answer text with the short answer in <strong> inside the first quote ("" when there is
+    none, it cannot be placed, or a sentence is unsupported)."""
+    short = answer.extra.get("short")
+    if not short or not answer.citations or any(not s.supported for s in answer.sentences):
+        return ""
+    c = answer.citations[0]
+    a, b = int(short["start"]) - c.start, int(short["end"]) - c.start
+    if not (0 <= a < b <= len(c.quote)) or c.quote[a:b] != short["text"]:
+        return ""
+    i = answer.answer.find(c.quote + f" [{c.n}]")
+    if i < 0:
+        return ""
+    text = answer.answer
+    return (_linkify(text[: i + a], turn, titles, lang) + f"<strong>{_text(text[i + a : i + b])}</strong>"
+            + _linkify(text[i + b :], turn, titles, lang))
+
+
 def render_answer(answer: Answer, turn: int, lang: str) -> str:
     """The final assistant message: text with clickable [n], sources, feedback and copy buttons, notices.
 
@@ -306,13 +330,13 @@ def render_answer(answer: Answer, turn: int, lang: str) -> str:
     parts = [f'<div class="rag-msg {kind}">']
     if answer.abstained:
         parts.append(f'<div class="rag-badge">ⓘ {esc(t(lang, "abstain"))}</div>')
-    # notes above the answer (e.g. the resolved follow-up question) go here, before .rag-text
     refusal = answer.abstained and not answer.citations
     shown = t(lang, "abstain_text") if refusal else answer.answer
+    parts.append(_understood(answer, lang))
     if refusal:
         parts.append(f'<div class="rag-text" lang="{esc(lang)}">{esc(shown)}</div>')
     else:
-        body = _answer_body(answer, turn, lang, titles)
+        body = _short_body(answer, turn, lang, titles) or _answer_body(answer, turn, lang, titles)
         parts.append(f'<div class="rag-text" lang="{esc(answer.lang or lang)}">{body}</div>')
     if any(not s.supported for s in answer.sentences):
         parts.append(f'<div class="rag-legend">{esc(t(lang, "unsupported_legend"))}</div>')

@@ -65,13 +65,20 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.strict:
-        problems = load_corpus(settings.corpus).problems
+        problems = load_corpus(settings.corpus, settings.max_file_bytes, settings.max_line_bytes).problems
         if problems:
             for p in problems:
                 _log(f"rag: {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
             _log(f"rag: --strict: {len(problems)} problem(s) in the corpus; nothing was indexed")
             return 3
-    report = build_index(settings, settings.corpus, settings.index_dir, rebuild=args.rebuild, progress=not args.quiet)
+    embedder = None
+    if args.engine == "ray":  # the model work runs in a Ray actor pool (rag.rayindex)
+        from rag.embed import load_embedder
+        from rag.rayindex import RayEmbedder
+
+        embedder = RayEmbedder(settings, load_embedder(settings), args.ray_workers, args.ray_address)
+    report = build_index(settings, settings.corpus, settings.index_dir, rebuild=args.rebuild, progress=not args.quiet,
+                         embedder=embedder)
     for p in report.problems:
         _log(f"rag: skipped {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
     for doc_id in report.kept:
@@ -258,6 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rebuild", action="store_true", help="ignore the previous index and embed everything")
     sp.add_argument("--strict", action="store_true", help="exit non-zero (3) if any file or line cannot be read")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="where the model runs: this process (default) or a Ray actor pool (pip install -e '.[ray]')")
+    sp.add_argument("--ray-address", default="", metavar="ADDR",
+                    help="Ray cluster to use (ray://head:10001 or auto); default: start a local Ray")
+    sp.add_argument("--ray-workers", type=int, default=0, metavar="N",
+                    help="actors, one model each (default: one per GPU, else one per CPU of the cluster)")
     sp.set_defaults(func=cmd_index)
 
     sp = sub.add_parser("search", help="retrieve passages for a question (hybrid dense + BM25)")

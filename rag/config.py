@@ -45,6 +45,10 @@ class Settings:
     # against sentence-transformers): no torch import, ~3x faster per question (rag.onnxembed)
     onnx: bool = True
 
+    # --- reading the corpus (a bigger file or JSONL line is skipped and reported, never fatal)
+    max_file_bytes: int = 20_000_000  # 20 MB: a news article is KBs; a bigger file is a dump or a mistake
+    max_line_bytes: int = 2_000_000  # one JSONL record
+
     # --- chunking
     chunk_tokens: int = 256  # max tokens per passage: beat 160 and 320 on belebele and seed (README)
     chunk_overlap: int = 1  # sentences repeated between neighbouring passages
@@ -84,8 +88,17 @@ class Settings:
     rate_limit: int = 30  # requests per minute per user
     max_question_chars: int = 2000
     max_body_bytes: int = 65_536
+    body_timeout: float = 10.0  # seconds to receive a whole request body; a slower sender gets 408
+    # host names (Host header) the server answers to, comma-separated; empty = the loopback names
+    # when it listens on a loopback address (a DNS-rebinding page then cannot reach it), any otherwise
+    allowed_hosts: str = ""
     # appended by the server/UI work (issue 4):
     examples: str = ""  # "|"-separated example questions on the chat page; empty = made from article titles
+    # appended by the scaling work (issue 13, docs/scaling.md):
+    store: str = "faiss"  # faiss = the index folder (embedded default) | milvus = a Milvus collection
+    milvus_uri: str = ""  # a .db path runs Milvus Lite (embedded); http://host:19530 a Milvus server
+    milvus_token: str = ""  # Milvus "user:password" or API token; empty for Milvus Lite
+    milvus_collection: str = ""  # collection name; empty = made from the index folder's name
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

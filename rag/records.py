@@ -133,6 +133,10 @@ class Answer:
             "mode": self.mode,
             "notice": self.notice,
             "resolved_question": self.resolved_question,
+            # "이렇게 이해했습니다: ..." / "Understood as: ..." when a follow-up was rewritten, else ""
+            "understood_as": understood_as(self.question, self.resolved_question, self.lang),
+            "short": self.extra.get("short"),  # {"text","start","end"}: the answer inside the lead quote
+            "qualified": bool(self.extra.get("qualified")),  # "the articles say X, not the asked fact"
         }
 
 
@@ -142,3 +146,13 @@ class Turn:
 
     role: str
     content: str
+
+
+UNDERSTOOD_AS = {"ko": "이렇게 이해했습니다: {q}", "en": "Understood as: {q}"}
+
+
+def understood_as(question: str, resolved: str, lang: str) -> str:
+    """The line that shows a rewritten follow-up ("" when the question was asked as typed)."""
+    if not resolved or resolved.strip() == question.strip():
+        return ""
+    return UNDERSTOOD_AS.get(lang, UNDERSTOOD_AS["en"]).format(q=resolved)
