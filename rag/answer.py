@@ -26,11 +26,13 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 
+from rag import nearmiss
 from rag.config import Settings
 from rag.errors import LLMError
 from rag.evidence import Evidence, Source, gather
 from rag.records import Answer, Citation, Sentence, Turn
 from rag.retrieve import Filters, Retriever
+from rag.text import has_hangul
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +61,18 @@ def answer(
     history: Sequence[Turn] = (),
     settings: Settings | None = None,
     filters: Filters | None = None,
+    question_time: bool = True,
 ) -> Answer:
     """Answer one question from the indexed articles; never raises for LLM problems.
 
     Args:
         history: earlier turns, oldest first; used to resolve follow-up questions.
         settings: defaults to the retriever's settings (``RAG_LLM_*`` turn the LLM on).
-        filters: restrict retrieval to an outlet or a date range.
+        filters: restrict retrieval to an outlet or a date range (their dates win over the question's).
+        question_time: False ignores the question's time words ("지난주"; see :mod:`rag.timeline`).
     """
     final: Answer | None = None
-    for event in _run(retriever, question, history, settings, filters, stream=False):
+    for event in _run(retriever, question, history, settings, filters, stream=False, question_time=question_time):
         if event["type"] == "answer":
             final = event["answer"]
     assert final is not None
@@ -81,6 +85,7 @@ def stream_answer(
     history: Sequence[Turn] = (),
     settings: Settings | None = None,
     filters: Filters | None = None,
+    question_time: bool = True,
 ) -> Iterator[dict]:
     """Like :func:`answer`, as events: ``{"type": "delta", "text"}`` pieces while the
     answer is produced, then exactly one ``{"type": "answer", "answer": Answer}``.
@@ -88,10 +93,27 @@ def stream_answer(
     The final answer is authoritative: after an LLM failure or post-check it can
     differ from the concatenated deltas, and a client should show it instead.
     """
-    yield from _run(retriever, question, history, settings, filters, stream=True)
+    yield from _run(retriever, question, history, settings, filters, stream=True, question_time=question_time)
 
 
 def _run(
+    retriever: Retriever, question: str, history: Sequence[Turn], settings: Settings | None,
+    filters: Filters | None, stream: bool, question_time: bool = True,
+) -> Iterator[dict]:
+    """:func:`_answer_events` within the question's time scope (rag.timeline); dates named in the answer."""
+    from rag import timeline
+
+    settings = settings or retriever.settings
+    published = [m.get("published", "") for m in retriever.index.docs.values()]
+    filters, ts = timeline.scope(question, filters, settings.now, question_time, published)
+    asked = timeline.without_time_words(question, ts)
+    for event in _answer_events(retriever, asked, history, settings, filters, stream):
+        if event["type"] == "answer":
+            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts, retriever.index.docs, question)}
+        yield event
+
+
+def _answer_events(
     retriever: Retriever,
     question: str,
     history: Sequence[Turn],
@@ -160,10 +182,30 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
     chosen = ev.select(settings.max_quotes)
     if not chosen:
         return abstention(ev, notice)
-    groups = _merge_adjacent(chosen)
+    lead = chosen[0]
+    missing = nearmiss.gap(
+        ev.resolved,
+        lead.text,
+        lead.sem,
+        [h.chunk.text for h in ev.hits],
+        cross=lead.lang != ev.lang,
+        lead_passage=lead.hit.chunk.text,
+    )
+    if missing is not None:
+        about = _about_subject(ev, missing.subject) if missing.kind == "fact" else None
+        if about is None:
+            ev.extra["near_miss"] = missing.kind
+            return abstention(ev, notice, f"the asked {missing.kind} is not in the retrieved passages")
+        return qualified(ev, about, missing, notice)
+    groups = [[lead], *_merge_adjacent(chosen[1:])]  # the lead is quoted alone and first
     citations: list[Citation] = []
     sentences: list[Sentence] = []
     texts: list[str] = []
+    short = _short(ev, lead)
+    facts = _facts_line(ev, lead, short)
+    if facts:
+        texts.append(facts)
+        sentences.append(Sentence(facts, (1,), True))
     note = _lang_note(ev.lang, groups)
     if note:
         texts.append(note)
@@ -175,7 +217,11 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         citations.append(_citation(n, hit, first.start, first.start + len(quote), quote))
         texts.append(f"{quote} [{n}]")
         sentences.append(Sentence(f"{quote} [{n}]", (n,), True))
-    text = texts[0] + "\n" + " ".join(texts[1:]) if note else " ".join(texts)
+    head = len([t for t in (facts, note) if t])
+    text = "\n".join([*texts[:head], " ".join(texts[head:])])
+    extra = dict(ev.extra)
+    if short is not None:
+        extra["short"] = short
     return Answer(
         question=ev.question,
         lang=ev.lang,
@@ -186,7 +232,93 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         mode="extractive",
         notice=notice,
         resolved_question=ev.resolved,
-        extra=dict(ev.extra),
+        extra=extra,
+    )
+
+
+def _short(ev: Evidence, lead: Source) -> dict | None:
+    """The short answer inside the lead sentence in document offsets (``text == doc[start:end]``)."""
+    found = nearmiss.short_span(ev.resolved, lead.text)
+    if found is None:
+        return None
+    return {"text": found.text, "start": lead.start + found.start, "end": lead.start + found.end}
+
+
+# the facts an English reader can use in a Korean sentence: numbers, dates, Latin-script names
+_LATIN_FACT_RE = re.compile(r"[A-Za-z][A-Za-z0-9&.:+-]*(?:\s+[A-Z0-9][A-Za-z0-9&.:+-]*)*|\d[\d,.]*(?:\s*%)?")
+FACTS_LABEL = {"en": "In the Korean source: {facts}", "ko": "영어 원문에 나온 사실: {facts}"}
+
+
+def _facts_line(ev: Evidence, lead: Source, short: dict | None) -> str:
+    """For a question in another language than the lead sentence: its language-independent
+    facts first (the short answer when it is one, else numbers and Latin-script names), cited."""
+    if lead.lang == ev.lang or ev.lang not in FACTS_LABEL:
+        return ""
+    english = nearmiss.in_english(short["text"]) if short is not None else ""
+    if english and not has_hangul(english):
+        facts = [english]
+    else:
+        asked = ev.resolved.casefold()
+        facts = []
+        for m in _LATIN_FACT_RE.finditer(lead.text):
+            f = m.group().strip(" .,:")
+            if len(f) >= 2 and f.casefold() not in asked and f not in facts:
+                facts.append(f)
+        facts = facts[:MAX_FACTS]
+    if not facts:
+        return ""
+    return FACTS_LABEL[ev.lang].format(facts=", ".join(facts)) + " [1]"
+
+
+MAX_FACTS = 4
+
+
+# ------------------------------------------------------------------ near misses
+
+NEAR_MISS = {
+    "ko": "기사에는 {subject}에 관해 아래 내용이 있지만, 질문하신 {fact} 나와 있지 않습니다.",
+    "en": "The articles mention {subject} as quoted below, but not {fact}.",
+}
+_FACT_WORDS = {
+    "ko": {"number": "수치는", "money": "금액은", "time": "시기는", "name": "이름은", "reason": "이유는", "": "내용은"},
+    "en": {
+        "number": "the number asked for",
+        "money": "the amount asked for",
+        "time": "the date asked for",
+        "name": "the name asked for",
+        "reason": "the reason asked for",
+        "": "what was asked",
+    },
+}
+
+
+def _about_subject(ev: Evidence, subject: str) -> Source | None:
+    """The best source sentence that names the asked subject (None without a subject)."""
+    if not subject:
+        return None
+    key = re.sub(r"\s+", "", subject).casefold()
+    found = [s for s in ev.sources if key in re.sub(r"\s+", "", s.text).casefold()]
+    return max(found, key=lambda s: s.score) if found else None
+
+
+def qualified(ev: Evidence, about: Source, missing: nearmiss.Gap, notice: str = "") -> Answer:
+    """ "The articles say this about the subject, not the asked fact", citing what they say."""
+    lang = ev.lang if ev.lang in NEAR_MISS else "en"
+    head = NEAR_MISS[lang].format(subject=missing.subject, fact=_FACT_WORDS[lang][missing.want])
+    hit = about.hit
+    quote = hit.chunk.text[about.local_start : about.local_end]
+    text = f"{head}\n{quote} [1]"
+    return Answer(
+        question=ev.question,
+        lang=ev.lang,
+        answer=text,
+        abstained=False,
+        citations=(_citation(1, hit, about.start, about.start + len(quote), quote),),
+        sentences=(Sentence(head, (), True), Sentence(f"{quote} [1]", (1,), True)),
+        mode="extractive",
+        notice=notice,
+        resolved_question=ev.resolved,
+        extra={**ev.extra, "qualified": True, "near_miss": missing.kind, "reason": "the asked fact is not stated"},
     )
 
 
@@ -235,10 +367,11 @@ def _citation(n: int, hit: object, start: int, end: int, quote: str) -> Citation
     )
 
 
-def abstention(ev: Evidence, notice: str = "") -> Answer:
+def abstention(ev: Evidence, notice: str = "", reason: str = "") -> Answer:
     """The "the articles do not say" answer in the question's language; cites nothing.
     ``extra["reason"]`` says why (``rag ask`` prints it)."""
     text = ABSTAIN.get(ev.lang, ABSTAIN["en"])
+    reason = reason or (ev.reason if ev.abstain else "no source sentence to quote")
     return Answer(
         question=ev.question,
         lang=ev.lang,
@@ -249,7 +382,7 @@ def abstention(ev: Evidence, notice: str = "") -> Answer:
         mode="extractive",
         notice=notice,
         resolved_question=ev.resolved,
-        extra={**ev.extra, "reason": ev.reason if ev.abstain else "no source sentence to quote"},
+        extra={**ev.extra, "reason": reason},
     )
 
 

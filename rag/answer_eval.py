@@ -3,7 +3,13 @@
 - :func:`evaluate_answers` (``rag eval --answers``): for each query an answer is
   produced; an answerable query is *correct* when the answer is not an
   abstention and contains one of its ``answer_any`` (or ``answers``) strings;
-  ``"answerable": false`` queries are correct when the answer abstains.
+  ``"answerable": false`` queries are correct when the answer abstains or is
+  qualified ("the articles say X about the subject, not the asked fact").
+  Also reported: ``first_sentence`` (a gold answer in the first quoted
+  sentence), ``citations_per_answer``, ``quotes_with_gold`` (share of quotes
+  holding a gold answer or evidence string), ``short_rate``/``short_in_gold``
+  (the highlighted short span, and whether it lies inside a gold answer or
+  holds one) and ``refused_rate`` (abstained or qualified).
 - :func:`evaluate_dialogues` (``python -m rag.answer_eval dialogues FILE``): each
   line is ``{"id","lang","turns":[{"question","evidence"}]}``; every turn after
   the first is asked with the real earlier turns (questions and the answers this
@@ -35,6 +41,11 @@ def _contains(a: Answer, golds: Sequence[str]) -> bool:
     return any(g and g.casefold() in text for g in golds)
 
 
+def _holds(text: str, strings: Sequence[str]) -> bool:
+    folded = text.casefold()
+    return any(s and s.casefold() in folded for s in strings)
+
+
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
@@ -53,7 +64,26 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     with_ev = [r for r in ans if r["evidence_cited"] is not None]
     if with_ev:  # a citation quotes one of the query's evidence strings
         out["answerable"]["evidence_cited"] = _rate(sum(r["evidence_cited"] for r in with_ev), len(with_ev))
-    out["unanswerable"] = {"n": len(una), "abstain_rate": _rate(sum(r["abstained"] for r in una), len(una))}
+    answered = [r for r in graded if not r["abstained"]]
+    if answered:
+        out["answerable"]["qualified_rate"] = _rate(sum(r["qualified"] for r in ans), len(ans))
+        # a false refusal: abstained, or qualified as "the asked fact is not there"
+        out["answerable"]["refused_rate"] = _rate(sum(r["abstained"] or r["qualified"] for r in ans), len(ans))
+        # the gold answer in the first quoted sentence (the lead), over graded answerable questions
+        out["answerable"]["first_sentence"] = _rate(sum(r["first_hit"] for r in graded), len(graded))
+        quotes = sum(r["quotes"] for r in answered)
+        out["answerable"]["citations_per_answer"] = round(quotes / len(answered), 3)
+        # share of quotes that hold a gold answer or an evidence string
+        out["answerable"]["quotes_with_gold"] = _rate(sum(r["quotes_gold"] for r in answered), quotes)
+        shorts = [r for r in answered if r["short"] is not None]
+        out["answerable"]["short_rate"] = _rate(len(shorts), len(answered))
+        out["answerable"]["short_in_gold"] = _rate(sum(r["short_ok"] for r in shorts), len(shorts))
+    out["unanswerable"] = {
+        "n": len(una),
+        "abstain_rate": _rate(sum(r["abstained"] for r in una), len(una)),
+        # refused, or answered with "the articles say X about the subject, not the asked fact"
+        "refused_or_qualified": _rate(sum(r["abstained"] or r["qualified"] for r in una), len(una)),
+    }
     return out
 
 
@@ -72,10 +102,21 @@ def evaluate_answers(retriever: Retriever, queries: list[dict[str, Any]], settin
         times.append(time.perf_counter() - t0)
         golds = [str(g) for g in (q.get("answer_any") or q.get("answers") or [])]
         answerable = bool(q.get("answerable", True))
-        correct = (not a.abstained and _contains(a, golds)) if answerable else a.abstained
+        qualified = bool(a.extra.get("qualified"))
+        correct = (
+            (not a.abstained and not qualified and _contains(a, golds)) if answerable else (a.abstained or qualified)
+        )
         evidence = [str(e) for e in (q.get("evidence") or [])]
+        quotes = [c.quote for c in a.citations] if not a.abstained else []
+        short = a.extra.get("short")
         rows.append(
             {
+                "qualified": bool(a.extra.get("qualified")),
+                "first_hit": bool(quotes) and not a.extra.get("qualified") and _holds(quotes[0], golds),
+                "quotes": len(quotes),
+                "quotes_gold": sum(_holds(t, golds + evidence) for t in quotes),
+                "short": short,
+                "short_ok": short is not None and any(short["text"] in g or g in short["text"] for g in golds),
                 "evidence_cited": (not a.abstained and any(e in c.quote for c in a.citations for e in evidence))
                 if evidence
                 else None,

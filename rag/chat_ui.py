@@ -1,23 +1,27 @@
-"""The chat page: Gradio Blocks with streamed answers, clickable citations and feedback.
+"""The chat page: Gradio Blocks with streamed answers, clickable citations, filters and feedback.
 
-The page talks to a :class:`ChatBackend` (implemented by ``rag.server``) and
+The page talks to a :class:`ChatBackend` (implemented by ``rag.service``) and
 keeps each browser session's conversation in a ``gr.State``: the messages shown,
 the ``Answer`` objects behind them (for the source panel and feedback) and the
-turns passed to follow-up resolution. All markup comes from ``rag.chat_html``;
-the little JavaScript here only forwards clicks on ``[n]`` to the server,
-copies answers and closes the panel. It never builds markup from data.
+turns passed to follow-up resolution. The answers are also kept in the
+browser's localStorage (``gr.BrowserState``, see ``rag.chat_store``) so a
+reload shows the conversation again; "new conversation" clears both.
+All markup comes from ``rag.chat_html``, the JavaScript from ``rag.chat_js``,
+the stylesheet from ``rag.chat_css``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import gradio as gr
 
-from rag.auth import rate_limit_message
+from rag import chat_store
+from rag.chat_css import CSS, FONTS
 from rag.chat_html import (
     esc,
     pick_lang,
@@ -28,10 +32,19 @@ from rag.chat_html import (
     render_streaming,
     t,
 )
+from rag.chat_js import ASK_JS, CHIPS_JS, LOAD_JS, PANEL_JS, SAVE_LANG_JS
+from rag.dates import check_range, filter_day
 from rag.records import Answer, Turn
+from rag.retrieve import Filters
+
+__all__ = ["CSS", "ChatBackend", "build_chat", "theme"]
 
 log = logging.getLogger("rag.chat")
 N_EXAMPLES = 4
+STORAGE_KEY = "rag-conversation"
+# The conversation stays in the user's own browser; BrowserState encrypts what it stores, and a fixed
+# key keeps the conversation readable after the server restarts (a random one would lose it).
+STORAGE_SECRET = "rag-chat-page-conversation-v1"
 
 
 class ChatBackend(Protocol):
@@ -43,167 +56,83 @@ class ChatBackend(Protocol):
         """Why no answer can be given right now (index missing), or ""."""
         ...
 
+    def info(self) -> dict[str, Any]:
+        """``/api/info``: what the index covers (documents, outlets, first and last date)."""
+        ...
+
     def examples(self, lang: str) -> list[str]: ...
 
     def check_rate(self, user_id: str) -> float:
         """0 when the user may ask now, else seconds to wait."""
         ...
 
-    def stream(self, question: str, history: Sequence[Turn]) -> Iterator[dict[str, Any]]: ...
+    def stream(self, question: str, history: Sequence[Turn] = (),
+               filters: Filters | None = None, question_time: bool = True) -> Iterator[dict[str, Any]]: ...
 
     def save_feedback(self, record: dict[str, Any]) -> None: ...
 
 
-# The panel's js_on_load: one delegated click handler on the page (or the <gradio-app> element).
-PANEL_JS = r"""
-const root = element.closest('gradio-app') || document;
-root.__ragTrigger = trigger;
-if (!root.__ragBound) {
-  root.__ragBound = true;
-  const copyText = (text, done) => {
-    const fallback = () => {
-      const ta = document.createElement('textarea');
-      ta.value = text; ta.setAttribute('readonly', ''); ta.style.position = 'fixed'; ta.style.opacity = '0';
-      document.body.appendChild(ta); ta.select();
-      try { document.execCommand('copy'); } catch (err) { /* nothing more to try */ }
-      ta.remove(); done();
-    };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done, fallback);
-    } else fallback();
-  };
-  root.addEventListener('click', (e) => {
-    const el = e.target instanceof Element ? e.target : null;
-    if (!el) return;
-    const cite = el.closest('.rag-cite, .rag-src');
-    if (cite) {
-      const turn = cite.className.match(/rag-t-(\d+)/), n = cite.className.match(/rag-n-(\d+)/);
-      if (turn && n) { e.preventDefault(); root.__ragTrigger('click', {turn: +turn[1], n: +n[1]}); }
-      return;
-    }
-    const copy = el.closest('.rag-copy');
-    if (copy) {
-      const msg = copy.closest('.rag-msg');
-      const body = msg && msg.querySelector('.rag-text');
-      const src = msg && msg.querySelector('.rag-sources ol');
-      const text = (body ? body.innerText : '') + (src ? '\n\n' + src.innerText : '');
-      copyText(text.trim(), () => {
-        copy.classList.add('is-done');
-        setTimeout(() => copy.classList.remove('is-done'), 1600);
-      });
-      return;
-    }
-    const close = el.closest('.rag-panel-close');
-    if (close) { const p = close.closest('.rag-panel'); if (p) p.classList.remove('is-open'); }
-  });
-}
-"""
-
-LOAD_JS = """(x) => {
-  let saved = null;
-  try { saved = localStorage.getItem('rag-lang'); } catch (e) { saved = null; }
-  const nav = navigator.languages;
-  const langs = nav && nav.length ? nav : [navigator.language];
-  return saved || langs.join(',');
-}"""
-
-SAVE_LANG_JS = "(v) => { try { localStorage.setItem('rag-lang', v); } catch (e) { /* private */ } return v; }"
-
-CSS = """
-.gradio-container { max-width: 1240px !important; margin: 0 auto !important; }
-/* outside any @media on purpose: Gradio scopes rules in media queries below .contain */
-.gradio-container .main.app { padding: 16px clamp(10px, 2.5vw, 32px) !important; }
-#rag-header { align-items: center; gap: 8px; flex-wrap: nowrap; }
-#rag-header .rag-title h1 { font-size: 1.35rem; margin: 0; line-height: 1.3; white-space: nowrap; }
-#rag-header .rag-title p { margin: 2px 0 0; color: var(--body-text-color-subdued); font-size: .9rem; }
-#rag-lang { flex: 0 0 auto !important; min-width: 0 !important; width: auto !important; }
-#rag-lang .wrap { flex-wrap: nowrap; }
-#rag-input { align-items: stretch; gap: 8px; }
-#rag-input #rag-send { min-width: 84px; }
-#rag-examples { flex-wrap: wrap; gap: 6px; }
-#rag-examples button { flex: 0 1 auto !important; min-width: 0 !important; white-space: normal;
-  text-align: left; font-weight: 400; border-radius: 999px; }
-#rag-examples #rag-new { margin-left: auto; border-radius: 6px; }
-.rag-q { white-space: normal; }
-.rag-msg .rag-text { line-height: 1.65; }
-.rag-cite, .rag-src { font: inherit; border: 0; background: none; cursor: pointer; padding: 0;
-  color: var(--color-accent); }
-.rag-cite { font-size: .8em; font-weight: 600; vertical-align: super; line-height: 1; padding: 0 1px; }
-.rag-cite:hover, .rag-src:hover { text-decoration: underline; }
-.rag-cite:focus-visible, .rag-src:focus-visible, .rag-copy:focus-visible {
-  outline: 2px solid var(--color-accent); }
-.rag-sources { margin-top: 10px; padding-top: 8px; border-top: 1px solid var(--border-color-primary);
-  font-size: .88em; }
-.rag-sources-h { font-weight: 600; margin-bottom: 2px; color: var(--body-text-color-subdued); }
-.rag-sources ol { list-style: none; padding: 0; margin: 0; }
-.rag-sources li { margin: 2px 0; }
-.rag-src { color: var(--color-accent); font-weight: 600; margin-right: 2px; }
-.rag-src-meta { color: var(--body-text-color-subdued); }
-.rag-tools { margin-top: 8px; display: flex; justify-content: flex-end; }
-.rag-copy { font: inherit; font-size: .82em; cursor: pointer; border: 1px solid var(--border-color-primary);
-  border-radius: 6px; padding: 2px 8px; background: var(--background-fill-primary);
-  color: var(--body-text-color-subdued); }
-.rag-copy.is-done::after { content: " ✓"; color: #16a34a; }
-.rag-badge { display: inline-block; font-size: .82em; font-weight: 600; padding: 2px 8px;
-  border-radius: 999px; margin-bottom: 6px; }
-.rag-abstain .rag-badge { background: #fef3c7; color: #92400e; }
-.rag-abstain .rag-text { color: var(--body-text-color-subdued); font-style: italic; }
-.rag-error .rag-badge { background: #fee2e2; color: #991b1b; }
-.rag-unsupported { text-decoration: underline wavy #d97706; text-underline-offset: 3px;
-  background: #fffbeb; }
-.rag-legend, .rag-notice { font-size: .8em; color: #92400e; margin-top: 6px; }
-.rag-notice { color: var(--body-text-color-subdued); }
-.rag-caret { animation: rag-blink 1s steps(2) infinite; color: var(--color-accent); }
-.rag-thinking { color: var(--body-text-color-subdued); }
-@keyframes rag-blink { 50% { opacity: 0; } }
-#rag-side { position: sticky; top: 8px; align-self: flex-start; }
-#rag-panel .html-container, #rag-title .html-container { padding: 0 !important; }
-#rag-chat .placeholder { padding: 0 24px; color: var(--body-text-color-subdued); text-align: center; }
-.rag-panel { border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 14px 16px;
-  background: var(--background-fill-primary); overflow-wrap: anywhere; }
-.rag-panel-h { display: flex; justify-content: space-between; align-items: center; font-weight: 600;
-  color: var(--body-text-color-subdued); font-size: .9rem; }
-.rag-panel-n { color: var(--color-accent); }
-.rag-panel-close { display: none; font-size: 1.4rem; line-height: 1; border: 0; background: none;
-  cursor: pointer; color: var(--body-text-color-subdued); }
-.rag-panel-title { font-size: 1.05rem; margin: 6px 0 8px; line-height: 1.4; }
-.rag-meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 0 0 10px;
-  font-size: .88rem; }
-.rag-meta dt { color: var(--body-text-color-subdued); }
-.rag-meta dd { margin: 0; }
-.rag-muted, .rag-hint { color: var(--body-text-color-subdued); }
-.rag-hint { font-size: .9rem; margin: 6px 0 0; }
-.rag-passage-h { font-size: .8rem; font-weight: 600; color: var(--body-text-color-subdued);
-  margin-bottom: 4px; }
-.rag-passage { margin: 0; padding: 10px 12px; border-left: 3px solid var(--color-accent);
-  border-radius: 4px; background: var(--background-fill-secondary); line-height: 1.7; font-size: .92rem;
-  max-height: 46vh; overflow: auto; }
-.rag-passage mark { background: #fde68a; color: inherit; padding: 1px 0; border-radius: 2px; }
-.rag-ids { margin-top: 8px; font-size: .75rem; color: var(--body-text-color-subdued);
-  font-family: var(--font-mono); }
-@media (max-width: 820px) {
-  #rag-header .rag-title p { display: none; }
-  #rag-header .rag-title h1 { font-size: 1.15rem; }
-  #rag-lang label { padding: 4px 8px !important; }
-  #rag-side { display: none; }
-  #rag-side:has(.rag-panel.is-open) { display: block; position: fixed; left: 0; right: 0; bottom: 0;
-    top: auto;
-    z-index: 1000; max-height: 70vh; overflow: auto; padding: 0; margin: 0; width: 100% !important;
-box-shadow: 0 -6px 24px rgba(0, 0, 0, .22); border-radius: 14px 14px 0 0;
-      background: var(--background-fill-primary); }
-  #rag-side .rag-panel { border: 0; border-radius: 14px 14px 0 0; }
-  .rag-panel-close { display: block; }
-  .rag-passage { max-height: 38vh; }
-}
-"""
+def coverage(info: dict[str, Any], lang: str) -> str:
+    """One line saying what the index covers, from ``/api/info``; "" when there is no index."""
+    idx = info.get("index") or {}
+    if not idx:
+        return ""
+    span = idx.get("published") or {}
+    n_docs, n_outlets = int(idx.get("documents", 0)), len(idx.get("outlets") or [])
+    if span.get("first"):
+        return t(lang, "coverage").format(docs=n_docs, outlets=n_outlets, first=span["first"], last=span["last"])
+    return t(lang, "coverage_nodate").format(docs=n_docs, outlets=n_outlets)
 
 
-def _header(lang: str) -> str:
-    return f'<div class="rag-title"><h1>{esc(t(lang, "title"))}</h1><p>{esc(t(lang, "subtitle"))}</p></div>'
+def _header(lang: str, cover: str = "") -> str:
+    line = f'<p class="rag-coverage">{esc(cover)}</p>' if cover else ""
+    return (f'<div class="rag-title"><h1>{esc(t(lang, "title"))}</h1><p>{esc(t(lang, "subtitle"))}</p>'
+            f"{line}</div>")
+
+
+def render_chips(outlet: str, date_from: str, date_to: str, lang: str) -> str:
+    """The active filters as chips, each with a × that removes it."""
+    chips = []
+    for key, label, value in (("outlet", t(lang, "outlet"), outlet), ("from", t(lang, "date_from"), date_from),
+                              ("to", t(lang, "date_to"), date_to)):
+        if value:
+            name = label.split(" (")[0]
+            remove = esc(t(lang, "remove_filter").format(what=f"{name}: {value}"))
+            chips.append(f'<span class="rag-chip">{esc(name)}: {esc(value)}<button type="button" '
+                         f'class="rag-chip-x rag-chip-{key}" aria-label="{remove}" title="{remove}">×</button></span>')
+    return f'<div class="rag-chips">{"".join(chips)}</div>' if chips else ""
+
+
+def parse_filters(outlet: str, date_from: str, date_to: str, lang: str) -> tuple[Filters | None, str]:
+    """The page's filter fields as ``Filters`` (None when empty), or an error message in ``lang``."""
+    days = []
+    for raw in (date_from, date_to):
+        try:
+            days.append(filter_day(raw) if (raw or "").strip() else "")
+        except ValueError:
+            return None, t(lang, "bad_date").format(value=raw)
+    try:
+        check_range(days[0], days[1])
+    except ValueError:
+        return None, t(lang, "from_after_to")
+    f = Filters(outlet=(outlet or "").strip(), date_from=days[0], date_to=days[1])
+    return (f if f.active() else None), ""
 
 
 def _new_conv() -> dict[str, Any]:
     return {"messages": [], "answers": [], "turns": [], "msg_answer": {}}
+
+
+def conv_from_answers(answers: list[Answer], lang: str) -> dict[str, Any]:
+    """A conversation rebuilt from stored answers, its messages rendered in ``lang``."""
+    conv = _new_conv()
+    for turn, a in enumerate(answers):
+        conv["messages"] += [{"role": "user", "content": render_question(a.question)},
+                             {"role": "assistant", "content": render_answer(a, turn, lang)}]
+        conv["answers"].append(a)
+        conv["turns"] += [Turn("user", a.question), Turn("assistant", a.answer)]
+        conv["msg_answer"][len(conv["messages"]) - 1] = turn
+    return conv
 
 
 def _user_id(request: Any) -> str:
@@ -214,153 +143,241 @@ def _user_id(request: Any) -> str:
     return "ip:" + (getattr(client, "host", "") or "unknown")
 
 
+def _feedback_record(answer: Answer, rating: str, comment: str, lang: str, request: Any) -> dict[str, Any]:
+    return {
+        "rating": rating, "comment": comment, "question": answer.question, "answer": answer.answer,
+        "answer_id": answer.id, "abstained": answer.abstained, "mode": answer.mode, "lang": answer.lang,
+        "ui_lang": lang,
+        "citations": [{k: v for k, v in c.to_json().items() if k not in ("passage", "passage_start")}
+                      for c in answer.citations],
+        "user": _user_id(request) if getattr(request, "username", None) else "", "via": "chat",
+    }
+
+
 def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> Any:
     """The Blocks of the chat page (not launched: ``rag.server`` mounts it)."""
+
+    def outlets() -> list[str]:
+        return list((backend.info().get("index") or {}).get("outlets") or [])
+
     def lang_updates(lang: str) -> list[Any]:
         ex = backend.examples(lang)[:N_EXAMPLES]
         buttons = [gr.update(value=ex[i], visible=True) if i < len(ex) else gr.update(visible=False)
                    for i in range(N_EXAMPLES)]
         return [
-            _header(lang),
-            gr.update(placeholder=t(lang, "placeholder")),
+            _header(lang, coverage(backend.info(), lang)),
+            gr.update(placeholder=t(lang, "placeholder"), label=t(lang, "question")),
             gr.update(value=t(lang, "send")),
             gr.update(value=t(lang, "new")),
             gr.update(placeholder=t(lang, "empty_chat"), label=t(lang, "chat")),
-            render_panel(None, lang),
+            gr.update(label=t(lang, "filters")),
+            gr.update(label=t(lang, "outlet"), choices=[(t(lang, "outlet_all"), ""), *[(o, o) for o in outlets()]]),
+            gr.update(label=t(lang, "date_from")),
+            gr.update(label=t(lang, "date_to")),
+            gr.update(label=t(lang, "comment"), placeholder=t(lang, "comment_placeholder")),
+            gr.update(value=t(lang, "comment_send")),
             *buttons,
         ]
 
-    def respond(question: str, conv: dict[str, Any], lang: str, request: gr.Request) -> Iterator[Any]:
+    def respond(question: str, lang: str, conv: dict[str, Any], outlet: str, date_from: str, date_to: str,
+                request: gr.Request, question_time: bool = True) -> Iterator[Any]:
+        lang = pick_lang(lang or "")
         q = (question or "").strip()
         if not q:
-            yield gr.update(), conv["messages"], conv
+            yield gr.update(), conv["messages"], conv, gr.update()
             return
         conv = {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in conv.items()}
         msgs = conv["messages"]
         msgs.append({"role": "user", "content": render_question(q)})
 
-        def finish(html: str) -> tuple[Any, list[dict[str, str]], dict[str, Any]]:
+        def finish(html: str) -> tuple[Any, list[dict[str, str]], dict[str, Any], Any]:
             msgs.append({"role": "assistant", "content": html})
-            return "", msgs, conv
+            return "", msgs, conv, gr.update()
 
         if problem := backend.problem():
-            yield finish(render_problem(problem, lang, "not_ready"))
+            yield finish(render_problem(t(lang, "not_ready_hint"), lang, "not_ready", detail=problem))
             return
         if len(q) > backend.max_question_chars:
-            msg = t(lang, "too_long").format(n=len(q), max=backend.max_question_chars)
-            yield finish(render_problem(msg, lang))
+            yield finish(render_problem(t(lang, "too_long").format(n=len(q), max=backend.max_question_chars), lang))
+            return
+        filters, bad = parse_filters(outlet, date_from, date_to, lang)
+        if bad:
+            yield finish(render_problem(bad, lang))
             return
         if wait := backend.check_rate(_user_id(request)):
-            yield finish(render_problem(rate_limit_message(wait), lang))
+            yield finish(render_problem(t(lang, "rate_limited").format(s=max(1, math.ceil(wait))), lang))
             return
         msgs.append({"role": "assistant", "content": render_streaming("", lang)})
-        yield "", msgs, conv
+        yield "", msgs, conv, gr.update()
         text, final, last = "", None, 0.0
         try:
-            for ev in backend.stream(q, tuple(conv["turns"])):
+            for ev in backend.stream(q, tuple(conv["turns"]), filters, question_time):
                 if ev.get("type") == "delta":
                     text += str(ev.get("text", ""))
                     msgs[-1] = {"role": "assistant", "content": render_streaming(text, lang)}
                     if time.monotonic() - last > 0.04:  # at most ~25 updates a second
                         last = time.monotonic()
-                        yield "", msgs, conv
+                        yield "", msgs, conv, gr.update()
                 elif ev.get("type") == "answer":
                     final = ev["answer"]
         except Exception as e:  # shown in the chat; the server keeps running
             log.exception("answering %r failed", q[:80])
-            msgs[-1] = {"role": "assistant", "content": render_problem(str(e) or type(e).__name__, lang)}
-            yield "", msgs, conv
+            msgs[-1] = {"role": "assistant",
+                        "content": render_problem(t(lang, "error"), lang, detail=str(e) or type(e).__name__)}
+            yield "", msgs, conv, gr.update()
             return
         if not isinstance(final, Answer):
-            msgs[-1] = {"role": "assistant", "content": render_problem("no answer", lang)}
-            yield "", msgs, conv
+            msgs[-1] = {"role": "assistant", "content": render_problem(t(lang, "error"), lang)}
+            yield "", msgs, conv, gr.update()
             return
         turn = len(conv["answers"])
         conv["answers"].append(final)
         conv["turns"] += [Turn("user", q), Turn("assistant", final.answer)]
         conv["msg_answer"][len(msgs) - 1] = turn
         msgs[-1] = {"role": "assistant", "content": render_answer(final, turn, lang)}
-        yield "", msgs, conv
+        yield "", msgs, conv, chat_store.dump(conv["answers"])
 
-    def show_source(conv: dict[str, Any], lang: str, evt: gr.EventData) -> str:
+    def without_time(lang: str, conv: dict[str, Any], outlet: str, date_from: str, date_to: str,
+                     request: gr.Request, evt: gr.EventData) -> Iterator[Any]:
+        """The range chip's ×: the same question again, its time words ignored (rag.timeline)."""
         data = getattr(evt, "_data", None) or {}
         try:
-            answer = conv["answers"][int(data["turn"])]
-            n = int(data["n"])
+            q = conv["answers"][int(data["turn"])].question if data.get("action") == "time-off" else ""
         except (KeyError, IndexError, TypeError, ValueError):
-            return render_panel(None, lang)
-        cite = next((c for c in answer.citations if c.n == n), None)
-        return render_panel(cite, lang, nonce=time.monotonic_ns())
-
-    def on_like(conv: dict[str, Any], lang: str, data: gr.LikeData, request: gr.Request) -> None:
-        idx = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-        turn = conv["msg_answer"].get(int(idx))
-        if turn is None:
+            q = ""
+        if not q:
+            yield gr.update(), gr.update(), gr.update(), gr.update()
             return
-        answer: Answer = conv["answers"][turn]
-        liked = data.liked
-        rating = ("up" if liked is True or liked == "Like"
-                  else "down" if liked is False or liked == "Dislike" else str(liked))
-        backend.save_feedback({
-            "rating": rating, "question": answer.question, "answer": answer.answer, "answer_id": answer.id,
-            "abstained": answer.abstained, "mode": answer.mode, "lang": answer.lang, "ui_lang": lang,
-            "citations": [{k: v for k, v in c.to_json().items() if k not in ("passage", "passage_start")}
-                          for c in answer.citations],
-            "user": _user_id(request) if getattr(request, "username", None) else "", "via": "chat",
-        })
+        yield from respond(q, lang, conv, outlet, date_from, date_to, request, question_time=False)
 
-    def on_load(preferred: str) -> list[Any]:
-        lang = pick_lang(preferred or "")
-        return [lang, *lang_updates(lang)]
+    def on_panel(conv: dict[str, Any], lang: str, evt: gr.EventData, request: gr.Request) -> list[Any]:
+        """A click forwarded by the page: a citation (open it) or a thumb (store it, ask for a comment)."""
+        data = getattr(evt, "_data", None) or {}
+        if data.get("action"):  # handled by without_time
+            return [gr.update(), gr.update(), gr.update(), gr.update(), gr.update()]
+        try:
+            answer: Answer = conv["answers"][int(data["turn"])]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return [render_panel(None, lang), gr.update(), gr.update(), gr.update(), gr.update()]
+        turn = int(data["turn"])
+        if data.get("fb") in ("up", "down"):
+            rating = str(data["fb"])
+            backend.save_feedback(_feedback_record(answer, rating, "", lang, request))
+            thanks = f'<p role="status">{esc(t(lang, "feedback_thanks"))}</p>'
+            return [gr.update(), gr.update(visible=True), thanks, gr.update(value="", visible=True),
+                    {"turn": turn, "rating": rating}]
+        try:
+            n = int(data["n"])
+        except (KeyError, TypeError, ValueError):
+            return [render_panel(None, lang), gr.update(), gr.update(), gr.update(), gr.update()]
+        cite = next((c for c in answer.citations if c.n == n), None)
+        numbers = tuple(c.n for c in answer.citations)
+        return [render_panel(cite, lang, nonce=time.monotonic_ns(), turn=turn, numbers=numbers),
+                gr.update(), gr.update(), gr.update(), gr.update()]
 
-    def new_chat(lang: str) -> tuple[list[Any], dict[str, Any], str]:
-        return [], _new_conv(), render_panel(None, lang)
+    def on_comment(comment: str, pending: dict[str, Any], conv: dict[str, Any], lang: str,
+                   request: gr.Request) -> list[Any]:
+        text = (comment or "").strip()[:2000]
+        try:
+            answer: Answer = conv["answers"][int(pending["turn"])]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return [gr.update(visible=False), "", gr.update(), None]
+        if text:
+            backend.save_feedback(_feedback_record(answer, str(pending["rating"]), text, lang, request))
+        thanks = f'<p role="status">{esc(t(lang, "comment_thanks"))}</p>'
+        return [gr.update(visible=True), thanks, gr.update(value="", visible=False), None]
+
+    def on_load(lang: str, stored: Any) -> list[Any]:
+        lang = pick_lang(lang or "")
+        conv = conv_from_answers(chat_store.load(stored), lang)
+        return [lang, conv["messages"], conv, render_panel(None, lang), *lang_updates(lang)]
+
+    def on_lang(lang: str, conv: dict[str, Any]) -> list[Any]:
+        """The toggle: every label, and the messages kept so far, in the new language."""
+        again = conv_from_answers(list(conv["answers"]), lang)
+        return [again["messages"], again, render_panel(None, lang), *lang_updates(lang)]
+
+    def new_chat(lang: str) -> list[Any]:
+        return [[], _new_conv(), render_panel(None, lang), chat_store.dump([]), gr.update(visible=False)]
+
+    def filter_chips(outlet: str, date_from: str, date_to: str, lang: str) -> str:
+        return render_chips(outlet, date_from, date_to, lang)
+
+    def remove_chip(outlet: str, date_from: str, date_to: str, lang: str, evt: gr.EventData) -> list[Any]:
+        what = (getattr(evt, "_data", None) or {}).get("remove")
+        outlet, date_from, date_to = ("" if what == "outlet" else outlet, "" if what == "from" else date_from,
+                                      "" if what == "to" else date_to)
+        return [outlet, date_from, date_to, render_chips(outlet, date_from, date_to, lang)]
 
     with gr.Blocks(title=title) as demo:
         conv = gr.State(_new_conv())
+        pending = gr.State(None)
+        stored = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=STORAGE_SECRET)
         with gr.Row(elem_id="rag-header"):
-            header = gr.HTML(_header("en"), js_on_load=None, elem_id="rag-title")
+            header = gr.HTML(_header("en"), elem_id="rag-title")
             lang = gr.Radio([("한국어", "ko"), ("English", "en")], value="en", show_label=False,
-                            container=False, elem_id="rag-lang", scale=0)
+                            label="Language · 언어", container=False, elem_id="rag-lang", scale=0)
+        gr.HTML('<div id="rag-live" class="rag-sr" role="status" aria-live="polite" aria-atomic="true"></div>',
+                elem_id="rag-live-wrap", padding=False)
         with gr.Row(elem_id="rag-main", equal_height=False):
             with gr.Column(scale=3, min_width=300, elem_id="rag-chat-col"):
                 chat = gr.Chatbot(label=t("en", "chat"), show_label=False, elem_id="rag-chat",
-                                  height="min(62vh, 760px)",
-                                  min_height=320, latex_delimiters=[], buttons=[], layout="bubble",
-                                  placeholder=t("en", "empty_chat"), feedback_options=("Like", "Dislike"))
+                                  height="min(62vh, 760px)", min_height=320, latex_delimiters=[], buttons=[],
+                                  layout="bubble", placeholder=t("en", "empty_chat"), feedback_options=None)
                 with gr.Row(elem_id="rag-input"):
-                    box = gr.Textbox(show_label=False, placeholder=t("en", "placeholder"), lines=1,
-                                     max_lines=5, container=False, scale=6, elem_id="rag-box", autofocus=True)
-                    send = gr.Button(t("en", "send"), variant="primary", scale=0, min_width=84,
-                                     elem_id="rag-send")
+                    box = gr.Textbox(show_label=False, label=t("en", "question"), placeholder=t("en", "placeholder"),
+                                     lines=1, max_lines=5, container=False, scale=6, elem_id="rag-box",
+                                     autofocus=True, max_length=backend.max_question_chars)
+                    send = gr.Button(t("en", "send"), variant="primary", scale=0, min_width=84, elem_id="rag-send")
+                with gr.Group(visible=False, elem_id="rag-feedback") as fb_group:
+                    fb_note = gr.HTML("", padding=False)
+                    fb_comment = gr.Textbox(label=t("en", "comment"), lines=2, max_lines=6, max_length=2000,
+                                            placeholder=t("en", "comment_placeholder"), elem_id="rag-comment")
+                    fb_send = gr.Button(t("en", "comment_send"), size="sm", elem_id="rag-comment-send")
+                with gr.Accordion(t("en", "filters"), open=False, elem_id="rag-filters") as filters_box, gr.Row():
+                        outlet = gr.Dropdown([(t("en", "outlet_all"), "")], value="", label=t("en", "outlet"),
+                                             elem_id="rag-outlet", allow_custom_value=False)
+                        date_from = gr.Textbox(label=t("en", "date_from"), placeholder="2025-01-01",
+                                               max_length=10, elem_id="rag-from")
+                        date_to = gr.Textbox(label=t("en", "date_to"), placeholder="2025-12-31",
+                                             max_length=10, elem_id="rag-to")
+                chips = gr.HTML("", elem_id="rag-chips", js_on_load=CHIPS_JS, padding=False)
                 with gr.Row(elem_id="rag-examples"):
-                    ex0 = backend.examples("en")[:N_EXAMPLES]
-                    examples = [gr.Button(ex0[i] if i < len(ex0) else "", visible=i < len(ex0), size="sm",
-                                          variant="secondary", elem_classes=["rag-example"])
-                                for i in range(N_EXAMPLES)]
+                    examples = [gr.Button("", visible=False, size="sm", variant="secondary",
+                                          elem_classes=["rag-example"]) for _ in range(N_EXAMPLES)]
                     new_btn = gr.Button(t("en", "new"), size="sm", variant="secondary", elem_id="rag-new")
             with gr.Column(scale=2, min_width=280, elem_id="rag-side"):
                 panel = gr.HTML(render_panel(None, "en"), elem_id="rag-panel", js_on_load=PANEL_JS)
         browser = gr.Textbox(visible=False)
 
-        outs = [box, chat, conv]
-        opts: dict[str, Any] = {"concurrency_limit": 4, "show_progress": "hidden"}
-        box.submit(respond, [box, conv, lang], outs, **opts)
-        send.click(respond, [box, conv, lang], outs, **opts)
+        outs = [box, chat, conv, stored]
+        opts: dict[str, Any] = {"concurrency_limit": 4, "show_progress": "hidden", "js": ASK_JS}
+        ask_in = [lang, conv, outlet, date_from, date_to]
+        box.submit(respond, [box, *ask_in], outs, **opts)
+        send.click(respond, [box, *ask_in], outs, **opts)
         for b in examples:
-            b.click(respond, [b, conv, lang], outs, **opts)
-        panel.click(show_source, [conv, lang], panel, show_progress="hidden")
-        chat.like(on_like, [conv, lang], None)
-        new_btn.click(new_chat, [lang], [chat, conv, panel], show_progress="hidden")
-        chat.clear(new_chat, [lang], [chat, conv, panel], show_progress="hidden")
-        labelled = [header, box, send, new_btn, chat, panel, *examples]
+            b.click(respond, [b, *ask_in], outs, **opts)
+        panel.click(on_panel, [conv, lang], [panel, fb_group, fb_note, fb_comment, pending], show_progress="hidden")
+        panel.click(without_time, [lang, conv, outlet, date_from, date_to], outs, concurrency_limit=4,
+                    show_progress="hidden")
+        fb_send.click(on_comment, [fb_comment, pending, conv, lang], [fb_group, fb_note, fb_comment, pending],
+                      show_progress="hidden")
+        fb_comment.submit(on_comment, [fb_comment, pending, conv, lang], [fb_group, fb_note, fb_comment, pending],
+                          show_progress="hidden")
+        new_btn.click(new_chat, [lang], [chat, conv, panel, stored, fb_group], show_progress="hidden")
+        for f in (outlet, date_from, date_to):
+            f.change(filter_chips, [outlet, date_from, date_to, lang], chips, show_progress="hidden")
+        chips.click(remove_chip, [outlet, date_from, date_to, lang], [outlet, date_from, date_to, chips],
+                    show_progress="hidden")
+        labelled = [header, box, send, new_btn, chat, filters_box, outlet, date_from, date_to, fb_comment, fb_send,
+                    *examples]
         # .input fires for the user's own choice only, which is what gets remembered
-        lang.input(lang_updates, [lang], labelled, js=SAVE_LANG_JS, show_progress="hidden")
-        demo.load(on_load, [browser], [lang, *labelled], js=LOAD_JS, show_progress="hidden")
+        lang.input(on_lang, [lang, conv], [chat, conv, panel, *labelled], js=SAVE_LANG_JS, show_progress="hidden")
+        demo.load(on_load, [browser, stored], [lang, chat, conv, panel, *labelled], js=LOAD_JS,
+                  show_progress="hidden")
     return demo
 
 
 def theme() -> Any:
-    """Gradio's default look with system fonts: nothing is fetched from a font CDN."""
-    sans = ["Pretendard", "Noto Sans KR", "Apple SD Gothic Neo", "Malgun Gothic", "system-ui", "sans-serif"]
-    return gr.themes.Default(primary_hue="blue", font=sans, font_mono=["ui-monospace", "monospace"])
+    """Gradio's default look with system fonts (Korean ones first): nothing is fetched from a font CDN."""
+    return gr.themes.Default(primary_hue="blue", font=FONTS, font_mono=["ui-monospace", "monospace"])

@@ -45,29 +45,35 @@ def approx_tokens(text: str) -> int:
     return math.ceil(0.7 * hangul + words + len(_SYMBOL.findall(rest))) + 2
 
 
-def _last_fitting(text: str, start: int, ends: list[int], budget: int, count: Counter) -> int | None:
-    """The largest end in ``ends`` with ``count(text[start:end]) <= budget`` (binary search)."""
-    lo, hi, best = 0, len(ends) - 1, None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        if count(text[start : ends[mid]]) <= budget:
-            best, lo = ends[mid], mid + 1
-        else:
-            hi = mid - 1
-    return best
+# No tokenizer packs more characters than this into one token: a piece of ``budget`` tokens is
+# searched for within ``budget * _CHARS_PER_TOKEN`` characters, which keeps cutting linear.
+_CHARS_PER_TOKEN = 32
+# Whitespace-free runs this long (a pasted blob, a hash, a page without spaces) are cut by tokens
+# directly: Kiwi's sentence splitter takes about 80 us per character on them (1 MB: minutes).
+_LONG_RUN = re.compile(r"\S{1000,}")
+
+
+def _fit(text: str, start: int, stop: int, budget: int, count: Counter) -> int:
+    """An end in ``(start, stop]`` with ``count(text[start:end]) <= budget``, near the largest: guessed
+    from the token density and shrunk until it fits (a few counts of about ``budget`` tokens each)."""
+    end = stop
+    n = count(text[start:end])
+    while n > budget and end - start > 1:
+        end = start + max(1, int((end - start) * budget / n * 0.97))
+        n = count(text[start:end])
+    return end
 
 
 def _split_long(text: str, start: int, end: int, budget: int, count: Counter) -> list[tuple[int, int]]:
     """Cut one over-long sentence at whitespace (at characters for a single huge word)."""
     pieces: list[tuple[int, int]] = []
+    span = budget * 4  # characters tried first; then 5/4 of the last piece (density changes slowly)
     while start < end:
-        if count(text[start:end]) <= budget:
-            pieces.append((start, end))
-            break
-        words = [start + m.end() for m in re.finditer(r"\S+", text[start:end])]
-        cut = _last_fitting(text, start, words, budget, count)
-        if cut is None:
-            cut = _last_fitting(text, start, list(range(start + 1, end + 1)), budget, count) or start + 1
+        cut = _fit(text, start, min(end, start + span), budget, count)
+        span = min(budget * _CHARS_PER_TOKEN, max(16, (cut - start) * 5 // 4))
+        if cut < end:
+            breaks = [start + m.end() for m in re.finditer(r"\S(?=\s)", text[start : cut + 1])]
+            cut = breaks[-1] if breaks else cut
         pieces.append((start, cut))
         start = cut
         while start < end and text[start].isspace():
@@ -75,10 +81,24 @@ def _split_long(text: str, start: int, end: int, budget: int, count: Counter) ->
     return pieces
 
 
+def _sentences(text: str, a: int, b: int, lang: str | None) -> list[tuple[int, int]]:
+    if not text[a:b].strip():
+        return []
+    return [(a + s, a + e) for s, e in split_sentences(text[a:b], lang)]
+
+
 def _units(text: str, lang: str | None, budget: int, count: Counter) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for m in _LONG_RUN.finditer(text):
+        spans += _sentences(text, pos, m.start(), lang)
+        spans.append((m.start(), m.end()))
+        pos = m.end()
+    spans += _sentences(text, pos, len(text), lang)
     units: list[tuple[int, int]] = []
-    for s, e in split_sentences(text, lang):
-        units.extend(_split_long(text, s, e, budget, count) if count(text[s:e]) > budget else [(s, e)])
+    for s, e in spans:
+        long = e - s > budget * _CHARS_PER_TOKEN or count(text[s:e]) > budget
+        units.extend(_split_long(text, s, e, budget, count) if long else [(s, e)])
     return units
 
 

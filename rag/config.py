@@ -48,6 +48,10 @@ class Settings:
     # when False, each sentence encoded alone (+2.5 points cross-language R@5, docs/retrieval.md)
     sentence_pooling: bool = True
 
+    # --- reading the corpus (a bigger file or JSONL line is skipped and reported, never fatal)
+    max_file_bytes: int = 20_000_000  # 20 MB: a news article is KBs; a bigger file is a dump or a mistake
+    max_line_bytes: int = 2_000_000  # one JSONL record
+
     # --- chunking
     chunk_tokens: int = 256  # max tokens per passage: beat 160 and 320 on belebele and seed (README)
     chunk_overlap: int = 1  # sentences repeated between neighbouring passages
@@ -66,6 +70,9 @@ class Settings:
     # calibrated rule of rag.evidence (0 = the calibrated rule alone; e.g. 0.86 abstains more)
     min_answer_score: float = 0.0
     max_quotes: int = 3
+    # reference day for time words in questions ("지난주", "last week"), YYYY-MM-DD; "" = today.
+    # Fixed in tests and evaluations so that answers do not change with the calendar.
+    now: str = ""
 
     # --- optional LLM (any OpenAI-compatible chat endpoint)
     llm_base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 ; empty = extractive answers only
@@ -87,8 +94,18 @@ class Settings:
     rate_limit: int = 30  # requests per minute per user
     max_question_chars: int = 2000
     max_body_bytes: int = 65_536
+    body_timeout: float = 10.0  # seconds to receive a whole request body; a slower sender gets 408
+    # host names (Host header) the server answers to, comma-separated; empty = the loopback names
+    # when it listens on a loopback address (a DNS-rebinding page then cannot reach it), any otherwise
+    allowed_hosts: str = ""
     # appended by the server/UI work (issue 4):
     examples: str = ""  # "|"-separated example questions on the chat page; empty = made from article titles
+    # appended by the scaling work (issue 13, docs/scaling.md):
+    store: str = "faiss"  # faiss = the index folder (embedded default) | milvus = a Milvus collection
+    milvus_uri: str = ""  # a .db path runs Milvus Lite (embedded); http://host:19530 a Milvus server
+    milvus_token: str = ""  # Milvus "user:password" or API token; empty for Milvus Lite
+    milvus_collection: str = ""  # collection name; empty = made from the index folder's name
+    shared_state: bool = False  # replicas share rate-limit buckets in <data_dir>/ratelimit.sqlite
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

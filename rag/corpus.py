@@ -34,11 +34,15 @@ from rag.dates import iso_date
 from rag.errors import CorpusError
 from rag.htmlpage import html_main_text
 from rag.records import Document
-from rag.text import detect_lang, has_hangul, normalize
+from rag.safefile import MAX_FILE_BYTES, MAX_LINE_BYTES, read_bytes, reason
+from rag.safefile import Skip as _Skip
+from rag.safefile import decode as _decode
+from rag.text import detect_lang, normalize
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 SUFFIXES = (*ARTICLE_SUFFIXES, ".jsonl")
 META_FIELDS = ("title", "url", "published", "outlet", "author", "lang")
+EXTRA_FIELDS = ("also",)  # optional; kept out of the sha256 when empty, so older indexes stay up to date
 _ALIASES = {"date": "published", "source": "outlet", "sitename": "outlet", "language": "lang"}
 
 
@@ -60,14 +64,6 @@ class LoadResult:
     problems: tuple[Problem, ...] = ()
 
 
-class _Skip(Exception):
-    """Internal: this file or record cannot be used (becomes a Problem)."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
-
-
 @dataclass
 class _Raw:
     """A parsed article before ids and hashes are assigned."""
@@ -85,36 +81,6 @@ class _Raw:
 
 
 # ---------------------------------------------------------------- reading
-
-
-def _decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else legacy Korean cp949/euc-kr; anything else is skipped."""
-    if b"\x00" in data:
-        raise _Skip("binary file (contains NUL bytes); only UTF-8 text articles can be indexed")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        err = e
-    try:
-        legacy = data.decode("cp949")
-    except UnicodeDecodeError:
-        legacy = ""
-    if legacy and has_hangul(legacy) and not re.search(r"[\x00-\x08\x0e-\x1f]", legacy):
-        return legacy
-    raise _Skip(
-        f"not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start}) nor Korean cp949/euc-kr; "
-        "re-save the file as UTF-8"
-    )
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise _Skip(f"cannot read file: {e.strerror or e}") from None
-    if not data.strip():
-        raise _Skip("empty file")
-    return data
 
 
 def _meta_value(key: str, value: Any, strict: bool = False) -> str:
@@ -138,7 +104,7 @@ def _collect_meta(data: dict[str, Any], strict: bool = False) -> dict[str, str]:
     meta: dict[str, str] = {}
     for key, value in data.items():
         name = _ALIASES.get(str(key).lower(), str(key).lower())
-        if name in META_FIELDS and not meta.get(name):
+        if (name in META_FIELDS or name in EXTRA_FIELDS) and not meta.get(name):
             meta[name] = _meta_value(str(key), value, strict)
     if meta.get("published"):  # "2025. 8. 4.", "Aug 4, 2025" -> "2025-08-04"; anything else stays as written
         meta["published"] = iso_date(meta["published"]) or meta["published"]
@@ -159,6 +125,8 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
 
     try:
         data = yaml.safe_load(text[4 : close.start()])
+    except RecursionError:
+        raise _Skip("front matter is nested too deeply; use flat 'key: value' lines", 2) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
@@ -197,9 +165,11 @@ def _parse_text_file(text: str, markdown: bool) -> tuple[dict[str, str], str]:
     return meta, body
 
 
-def _load_jsonl(path: Path, source: str) -> Iterator[_Raw | Problem]:
+def _load_jsonl(
+    path: Path, source: str, max_bytes: int = MAX_FILE_BYTES, max_line: int = MAX_LINE_BYTES
+) -> Iterator[_Raw | Problem]:
     try:
-        data = _read_bytes(path)
+        data = read_bytes(path, max_bytes)
         if b"\x00" in data:
             raise _Skip("binary file (contains NUL bytes); JSONL must be UTF-8 text")
     except _Skip as e:
@@ -209,6 +179,9 @@ def _load_jsonl(path: Path, source: str) -> Iterator[_Raw | Problem]:
         if not raw_line.strip():
             continue
         try:
+            if len(raw_line) > max_line:
+                raise _Skip(f"line is {len(raw_line):,} bytes, over the limit of {max_line:,} "
+                            "(RAG_MAX_LINE_BYTES); split the record or raise the limit")
             obj = json.loads(_decode(raw_line))
             if not isinstance(obj, dict):
                 raise _Skip(f"expected a JSON object, got {type(obj).__name__}")
@@ -226,6 +199,12 @@ def _load_jsonl(path: Path, source: str) -> Iterator[_Raw | Problem]:
         except _Skip as e:
             yield Problem(source, lineno, str(e))
             continue
+        except RecursionError:
+            yield Problem(source, lineno, "invalid JSON: nested too deeply")
+            continue
+        except Exception as e:  # e.g. ValueError for an integer of thousands of digits: this line only
+            yield Problem(source, lineno, f"invalid JSON: {reason(e)}")
+            continue
         rid_s = str(rid).strip() if rid is not None else ""
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         yield _Raw(text, meta, source, lineno, id=rid_s or None, auto_id=f"{_slug(path.stem)}-{digest}")
@@ -241,9 +220,9 @@ def _parse_html(html: str) -> tuple[dict[str, str], str]:
     return meta, body
 
 
-def _load_article(path: Path, source: str, rel: str) -> _Raw:
+def _load_article(path: Path, source: str, rel: str, max_bytes: int = MAX_FILE_BYTES) -> _Raw:
     suffix = path.suffix.lower()
-    raw = _decode(_read_bytes(path))
+    raw = _decode(read_bytes(path, max_bytes))
     if suffix in (".html", ".htm"):
         meta, body = _parse_html(raw)
     else:
@@ -270,10 +249,12 @@ def _finish(raw: _Raw, doc_id: str) -> Document | None:
     meta["lang"] = lang or detect_lang(meta["title"] + "\n" + body)
     header = metadata_header(meta)
     text = f"{header}\n\n{body}" if header else body
-    payload = json.dumps({"doc_id": doc_id, "text": text, **meta}, sort_keys=True, ensure_ascii=False)
+    extra = {k: raw.meta[k] for k in EXTRA_FIELDS if raw.meta.get(k)}
+    payload = json.dumps({"doc_id": doc_id, "text": text, **meta, **extra}, sort_keys=True, ensure_ascii=False)
     sha = hashlib.sha256(payload.encode()).hexdigest()
     body_start = len(header) + 2 if header else 0
-    return Document(doc_id=doc_id, text=text, source=raw.source, sha256=sha, body_start=body_start, **meta)
+    return Document(doc_id=doc_id, text=text, source=raw.source, sha256=sha, body_start=body_start, **meta,
+                    **extra)
 
 
 HEADER_LABELS = {
@@ -312,7 +293,7 @@ def _targets(paths: Sequence[str | Path] | str | Path) -> Iterator[tuple[Path, s
         if p.is_dir():
             for f in _files(p):
                 yield f, str(f.relative_to(p))
-        elif p.is_file():
+        elif p.is_file() or (p.exists() and p.suffix.lower() in SUFFIXES):  # a FIFO: reported when read
             if p.suffix.lower() not in SUFFIXES:
                 kinds = ", ".join(SUFFIXES)
                 raise CorpusError(f"{p}: unsupported file type {p.suffix!r}; pass a folder or a {kinds} file")
@@ -321,29 +302,50 @@ def _targets(paths: Sequence[str | Path] | str | Path) -> Iterator[tuple[Path, s
             raise CorpusError(f"{p}: no such file or folder; pass a corpus folder or a .jsonl file")
 
 
-def load_corpus(paths: Sequence[str | Path] | str | Path) -> LoadResult:
-    """Load every article under ``paths`` (folders and/or files), sorted and deduplicated."""
+def _real(f: Path) -> Path:
+    try:
+        return f.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: reported when the file is read
+        return f.absolute()
+
+
+def _load_file(f: Path, rel: str, max_bytes: int, max_line: int) -> tuple[list[_Raw], list[Problem]]:
+    source, suffix = str(f), f.suffix.lower()
+    if suffix == ".jsonl":
+        items = list(_load_jsonl(f, source, max_bytes, max_line))
+        return [r for r in items if isinstance(r, _Raw)], [p for p in items if isinstance(p, Problem)]
+    if suffix in ARTICLE_SUFFIXES:
+        try:
+            return [_load_article(f, source, rel, max_bytes)], []
+        except _Skip as e:
+            return [], [Problem(source, e.line, str(e))]
+    return [], [Problem(source, None, f"unsupported file type {suffix!r}; skipped")]
+
+
+def load_corpus(
+    paths: Sequence[str | Path] | str | Path, max_file_bytes: int = MAX_FILE_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+) -> LoadResult:
+    """Load every article under ``paths`` (folders and/or files), sorted and deduplicated.
+
+    Whatever goes wrong with one file (any exception: deep nesting, huge numbers, a parser bug)
+    skips that file with a :class:`Problem` naming it; the build goes on.
+    """
     raws: list[_Raw] = []
     problems: list[Problem] = []
     seen_files: set[Path] = set()
     for f, rel in list(_targets(paths)):  # every path is checked before anything is read
-        if f.resolve() in seen_files:
+        real = _real(f)
+        if real in seen_files:
             continue
-        seen_files.add(f.resolve())
-        source, suffix = str(f), f.suffix.lower()
-        if suffix == ".jsonl":
-            for item in _load_jsonl(f, source):
-                if isinstance(item, Problem):
-                    problems.append(item)
-                else:
-                    raws.append(item)
-        elif suffix in ARTICLE_SUFFIXES:
-            try:
-                raws.append(_load_article(f, source, rel))
-            except _Skip as e:
-                problems.append(Problem(source, e.line, str(e)))
-        else:
-            problems.append(Problem(source, None, f"unsupported file type {suffix!r}; skipped"))
+        seen_files.add(real)
+        try:
+            got, bad = _load_file(f, rel, max_file_bytes, max_line_bytes)
+        except RecursionError:
+            got, bad = [], [Problem(str(f), None, "nested too deeply to read; skipped")]
+        except Exception as e:  # the file boundary: one bad file never aborts the build
+            got, bad = [], [Problem(str(f), None, f"cannot be read ({reason(e)}); skipped")]
+        raws += got
+        problems += bad
     return _assign_ids(raws, problems)
 
 
@@ -367,7 +369,11 @@ def _assign_ids(raws: list[_Raw], problems: list[Problem]) -> LoadResult:
                 n += 1
                 doc_id = f"{r.auto_id}-{n}"
         claimed.add(doc_id)
-        doc = _finish(r, doc_id)
+        try:
+            doc = _finish(r, doc_id)
+        except Exception as e:  # the record boundary, as in load_corpus
+            problems.append(Problem(r.path, r.line, f"cannot be read ({reason(e)}); skipped"))
+            continue
         if doc is None:
             problems.append(Problem(r.path, r.line, "no article text (empty body, or only page boilerplate)"))
             continue

@@ -10,10 +10,13 @@ latest user turn (earlier user turns are resolved first, in order):
   replaces the old topic ("탈락한 곳은?" after "최종 선발된 컨소시엄은 어디야?");
 - anaphora ("그 회사", "이 모델", "거기", "it", "its", "that company"): the
   pronoun or determiner is replaced by the antecedent: the names of the
-  previous question plus the first new name in the cited part of the previous
-  answer that best matches that question; after a "which/who/어디/누구"
-  question only the answer's name (the answer of "올해 2월 출범한 곳은 어디야?"
-  introduces the company that "그 회사" means);
+  previous question (the user's words come first) and the one new name the
+  cited answer gives, when it gives exactly one; after a
+  "which/who/어디/누구" question, or one without names, the first new name in
+  the cited part of the previous answer that best matches that question (the
+  answer of "올해 2월 출범한 곳은 어디야?" introduces the company that "그 회사"
+  means). The other names an answer lists (a consortium's partners) are never
+  taken for the subject;
 - other follow-up signals (a leading "그럼", "And", "also", "누가 그렇게 말했어?")
   or a short question without any name: the previous question's names, or the
   previous question itself when it has none, are added.
@@ -60,7 +63,10 @@ _EN_DEMONSTRATIVE_RE = re.compile(
     r"startup|agency|institution|person|one|companies|firms|teams|models)\b",
     re.I,
 )
-_ASKS_FOR_NAME_RE = re.compile(r"어디|누구|어느|\b(which|who|whom)\b", re.I)
+_ASKS_FOR_NAME_RE = re.compile(
+    r"어디|누구|어느|어떤\s*(회사|기업|곳|팀|기관)|\b(which|who|whom)\b|\bwhat\s+(company|firm|team|organi[sz]ation)\b",
+    re.I,
+)
 _EN_SIGNAL_RE = re.compile(r"^\s*(and|also|so|then|what else)\b|\b(also|too|else|instead)\b", re.I)
 MAX_SHORT_TOKENS = 3  # a question with at most this many content words and no name is elliptical
 
@@ -114,13 +120,30 @@ def _antecedent(prev_q: str, prev_a: str) -> str:
     """What "it" / "그 회사" most likely means after ``prev_q`` was answered with ``prev_a``."""
     q_names = names(prev_q)
     a_names = [n for n in names(_focus(prev_a, prev_q)) if n not in q_names and n not in prev_q]
-    # "which company ...?" -> the company the answer named; else the question's own names first
-    asks_for_name = bool(_ASKS_FOR_NAME_RE.search(prev_q)) and bool(a_names)
-    chosen = a_names[:1] if asks_for_name else q_names[:2] + a_names[:1]
+    # "which company ...?" -> the company the answer named first (its subject); otherwise the user's
+    # own names, plus the answer's name when it named exactly one: an answer that lists partners
+    # ("코난테크놀로지는 ▲사이냅소프트 ▲알체라 ...") does not change whom the conversation is about
+    asks_for_name = bool(_ASKS_FOR_NAME_RE.search(prev_q)) and bool(a_names) and not _owner(prev_q, q_names)
+    # the one thing the answer named ("KT의 대표 LLM은?" -> ‘믿:음 2.0’), never a list of partners
+    single = a_names if len(a_names) == 1 else []
+    chosen = a_names[:1] if asks_for_name or not q_names else q_names[:2] + single
     if chosen:
         return " ".join(chosen)
     topic = _ko_topic(prev_q) if has_hangul(prev_q) else ""
     return topic.strip() or prev_q
+
+
+_OWNER_AFTER_RE = re.compile(r"^(?:['’]s\b|\s*(?:의|은|는|이|가)?\s*(?:컨소시엄|consortium|팀|team)|의\s)", re.I)
+
+
+def _owner(question: str, q_names: list[str]) -> bool:
+    """Whether the question asks about members of a named party ("KT 컨소시엄에는 어떤 기관이?",
+    "Who joined KT's consortium?"): then the answer's names are its partners, not a new subject."""
+    for n in q_names:
+        i = question.find(n)
+        if i >= 0 and _OWNER_AFTER_RE.match(question[i + len(n) :]):
+            return True
+    return False
 
 
 def _ellipsis(question: str) -> str | None:
@@ -156,8 +179,8 @@ def _replace_anaphora(question: str, antecedent: str) -> str:
             return m.group(0) if _DOC_NOUNS_RE.match(rest) else antecedent + " "
 
         out = _KO_DETERMINER_RE.sub(det, out)
-        out = _KO_PRONOUN_RE.sub(antecedent, out)
-    out = _EN_DEMONSTRATIVE_RE.sub(antecedent, out)
+        out = _KO_PRONOUN_RE.sub(lambda _m: antecedent, out)  # a function: no template escapes
+    out = _EN_DEMONSTRATIVE_RE.sub(lambda _m: antecedent, out)
 
     def pron(m: re.Match[str]) -> str:
         w = m.group(1).lower()

@@ -98,14 +98,28 @@ def build_index(
     progress: bool = True,
     embedder: Any = None,
 ) -> BuildReport:
-    """Index ``corpus`` into ``index_dir``, reusing vectors of unchanged passages.
+    """Index ``corpus`` into the store ``RAG_STORE`` names (the index folder by default)."""
+    from rag.storebase import open_store
+
+    return open_store(settings).build(corpus, index_dir, rebuild, progress, embedder)
+
+
+def build_folder(
+    settings: Settings,
+    corpus: Sequence[str | Path],
+    index_dir: str | Path,
+    rebuild: bool = False,
+    progress: bool = True,
+    embedder: Any = None,
+) -> BuildReport:
+    """Index ``corpus`` into the folder ``index_dir``, reusing vectors of unchanged passages.
 
     Unreadable files are reported in ``BuildReport.problems`` and skipped; if an
     earlier version of such a file was indexed, it is kept.
     """
     t0 = time.perf_counter()
     path = Path(index_dir)
-    loaded = load_corpus(corpus)
+    loaded = load_corpus(corpus, settings.max_file_bytes, settings.max_line_bytes)
     old = None if rebuild else _try_load_previous(path, settings)
     params = _params(settings)
     docs = list(loaded.documents)

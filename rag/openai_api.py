@@ -12,6 +12,7 @@ server's (the client's ``api_key`` is the Bearer key).
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,17 +20,18 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from rag.apibody import INTERNAL, Body
 from rag.records import Answer, Turn
 from rag.service import ApiError, Service
 
 MODEL = "rag"
+log = logging.getLogger("rag.server")
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: str
+class Message(Body):
+    role: str = Field(strict=True)
     content: str | list[dict[str, Any]] | None = None
 
     def text(self) -> str:
@@ -38,11 +40,10 @@ class Message(BaseModel):
         return self.content or ""
 
 
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    model: str = MODEL
-    messages: list[Message] = Field(min_length=1)
-    stream: bool = False
+class ChatRequest(Body):
+    model: str = Field(default=MODEL, strict=True)
+    messages: list[Message] = Field(min_length=1, max_length=200)
+    stream: bool = Field(default=False, strict=True)
 
 
 def _split(req: ChatRequest) -> tuple[str, list[Turn]]:
@@ -97,8 +98,9 @@ def stream_chunks(events: Iterator[dict[str, Any]], model: str) -> Iterator[str]
                 yield _chunk(cid, model, {}, "stop", **_extra(a))
     except ApiError as e:
         yield f"data: {json.dumps(e.body(), ensure_ascii=False)}\n\n"
-    except Exception as e:  # the stream has started: report in-band, as OpenAI does
-        yield f"data: {json.dumps(ApiError(500, str(e) or type(e).__name__, 'server_error').body())}\n\n"
+    except Exception:  # the stream has started: report in-band, as OpenAI does; details go to the log only
+        log.exception("streamed completion failed")
+        yield f"data: {json.dumps(ApiError(500, INTERNAL, 'server_error').body(), ensure_ascii=False)}\n\n"
     yield "data: [DONE]\n\n"
 
 

@@ -25,9 +25,10 @@ import numpy as np
 
 from rag.config import Settings
 from rag.crosslex import translatable
-from rag.indexfiles import Index, load_index
+from rag.indexfiles import Index
 from rag.records import Chunk, Hit
 from rag.text import detect_lang, tokens
+from rag.timeexpr import prefer_recent
 
 MODES = ("hybrid", "dense", "bm25")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -51,6 +52,7 @@ class Filters:
     outlet: str = ""  # exact outlet name, case-insensitive
     date_from: str = ""  # ISO date, inclusive; documents without a date are excluded
     date_to: str = ""  # ISO date, inclusive
+    recent: bool = False  # prefer newer articles among relevant ones ("latest", "최근"; rag.timeexpr)
 
     def active(self) -> bool:
         return bool(self.outlet or self.date_from or self.date_to)
@@ -69,11 +71,11 @@ class Retriever:
 
     @classmethod
     def open(cls, settings: Settings, index_dir: str | Path | None = None) -> Retriever:
-        """Load the index (validated) and its embedding model (the ONNX export when there is one)."""
-        from rag.embed import load_query_embedder
+        """Open the index in the store ``RAG_STORE`` names (validated) and its embedding model (the
+        ONNX export when there is one)."""
+        from rag.storebase import open_store
 
-        index = load_index(index_dir or settings.index_dir, settings)
-        return cls(index, load_query_embedder(settings), settings)
+        return open_store(settings).retriever(index_dir)
 
     # ------------------------------------------------------------ public
     def search(
@@ -99,10 +101,13 @@ class Retriever:
             if mode != "bm25"
             else None
         )
+        recent = bool(filters and filters.recent)
         out = []
         for i, q in enumerate(questions):
-            scored = self._rank(q, None if qvecs is None else qvecs[i], k, allowed, mode)
-            out.append([self._hit(r + 1, row, s) for r, (row, s) in enumerate(scored)])
+            # "latest": rank twice as many, then let newer ones move up by a small bonus (rag.timeexpr)
+            scored = self._rank(q, None if qvecs is None else qvecs[i], 2 * k if recent else k, allowed, mode)
+            hits = [self._hit(r + 1, row, s) for r, (row, s) in enumerate(scored)]
+            out.append(prefer_recent(hits)[:k] if recent else hits)
         return out
 
     def vector_of(self, row: int) -> np.ndarray:
@@ -159,15 +164,8 @@ class Retriever:
         if qvec is not None and self.index.sentences is not None and self.fusion.sentence:
             d = d + self.fusion.sentence * self.index.sentences.best(rows, qvec, fallback=d)
         b = np.array([lex.get(int(r), 0.0) for r in rows], dtype=np.float32)
-        lo, hi = float(d.min()), float(d.max())
-        d_norm = (d - lo) / (hi - lo) if hi > lo else np.ones_like(d)
-        b_norm = b / b.max() if b.max() > 0 else b
         t = np.array([trans.get(int(r), 0.0) for r in rows], dtype=np.float32)
-        t_norm = t / t.max() if t.max() > 0 else t
-        same = self._chunk_langs[rows] == qlang
-        w = np.where(same, self.fusion.same_lang, self.fusion.cross_lang)
-        wt = np.where(same, 0.0, self.fusion.translated)
-        fused = (d_norm + w * b_norm + wt * t_norm) / (1.0 + w + wt)
+        fused = fuse(self.fusion, d, b, t, self._chunk_langs[rows] == qlang)
         order = np.argsort(-fused)[:k]
         return [(int(rows[i]), float(fused[i])) for i in order]
 
@@ -188,6 +186,19 @@ class Retriever:
             rank=rank, score=score, chunk=c, title=m.get("title", ""), url=m.get("url", ""),
             outlet=m.get("outlet", ""), author=m.get("author", ""), published=m.get("published", ""),
         )
+
+
+def fuse(fusion: Fusion, d: np.ndarray, b: np.ndarray, t: np.ndarray, same: np.ndarray) -> np.ndarray:
+    """The fused score of each candidate from its dense (``d``, sentence share included), BM25
+    (``b``) and translated BM25 (``t``) scores; ``same``: the passage is in the question's language.
+    Every store fuses with this one function."""
+    lo, hi = float(d.min()), float(d.max())
+    d_norm = (d - lo) / (hi - lo) if hi > lo else np.ones_like(d)
+    b_norm = b / b.max() if b.max() > 0 else b
+    t_norm = t / t.max() if t.max() > 0 else t
+    w = np.where(same, fusion.same_lang, fusion.cross_lang)
+    wt = np.where(same, 0.0, fusion.translated)
+    return np.asarray((d_norm + w * b_norm + wt * t_norm) / (1.0 + w + wt))
 
 
 def _day(meta: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ and rate limits live in ``auth``; what the API does lives in ``service``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -28,14 +29,22 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from fastapi.routing import APIRoute
+from pydantic import Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rag.apibody import BAD_UNICODE, INTERNAL, Body, document_errors
 from rag.auth import AuthError, User, is_loopback
 from rag.config import Settings
 from rag.dates import check_range, filter_day
 from rag.errors import RagError
-from rag.guard import GuardMiddleware, PageLinksMiddleware, allowed_origins
+from rag.guard import (
+    ErrorShapeMiddleware,
+    GuardMiddleware,
+    PageLinksMiddleware,
+    allowed_hosts,
+    allowed_origins,
+)
 from rag.records import Turn
 from rag.retrieve import Filters
 from rag.service import ApiError, Service
@@ -44,8 +53,8 @@ log = logging.getLogger("rag.server")
 
 
 # ----------------------------------------------------------------- requests
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class _Body(Body):
+    """Unknown keys ignored; every string checked for invalid Unicode (``apibody``)."""
 
 
 class _Filtered(_Body):
@@ -70,9 +79,9 @@ class _Filtered(_Body):
 
 
 class SearchRequest(_Filtered):
-    question: str
-    k: int = Field(default=5, ge=1, le=50)
-    id: str | int | None = None
+    question: str = Field(strict=True)
+    k: int = Field(default=5, ge=1, le=50, strict=True)  # "3" and true are refused, not coerced
+    id: str | int | None = Field(default=None, description="echoed back as `id` (null when not given)")
 
 
 class HistoryTurn(_Body):
@@ -81,10 +90,12 @@ class HistoryTurn(_Body):
 
 
 class AskRequest(_Filtered):
-    question: str
+    question: str = Field(strict=True)
     history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
-    stream: bool = False
-    id: str | int | None = None
+    stream: bool = Field(default=False, strict=True)
+    # false: ignore the question's time words ("지난주"), e.g. after the range was removed on the page
+    question_time: bool = Field(default=True, strict=True)
+    id: str | int | None = Field(default=None, description="echoed back as `id` (null when not given)")
 
 
 class FeedbackRequest(_Body):
@@ -108,24 +119,26 @@ def _validation_message(exc: RequestValidationError) -> str:
         if err.get("type") == "json_invalid":
             return "request body is not valid JSON"
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's wrapper of our own text
+        if err.get("type") == "string_unicode":  # pydantic's own check of a length-limited string
+            msg = BAD_UNICODE
         parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts) or "invalid request"
 
 
-def _sse(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+def _sse(events: Iterator[dict[str, Any]], rid: str | int | None = None) -> Iterator[str]:
     """``/api/ask`` streaming: ``delta`` events, one ``answer`` event, then ``done``."""
     try:
         for ev in events:
             if ev.get("type") == "answer":
-                payload = {"type": "answer", "answer": ev["answer"].to_json()}
+                payload = {"type": "answer", "answer": {**ev["answer"].to_json(), "id": rid}}
             else:
                 payload = {"type": "delta", "text": str(ev.get("text", ""))}
             yield f"event: {payload['type']}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
     except ApiError as e:
         yield f"event: error\ndata: {json.dumps({'type': 'error', **e.body()}, ensure_ascii=False)}\n\n"
     except Exception as e:  # the stream has started; report in-band
-        log.exception("streamed answer failed")
-        err = ApiError(500, str(e) or type(e).__name__, "server_error").body()
+        log.exception("streamed answer failed: %s", e)
+        err = ApiError(500, INTERNAL, "server_error").body()  # the log has the details, not the client
         yield f"event: error\ndata: {json.dumps({'type': 'error', **err}, ensure_ascii=False)}\n\n"
     yield 'event: done\ndata: {"type": "done"}\n\n'
 
@@ -151,22 +164,26 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     import gradio as gr
 
     from rag import __version__
+    from rag.api_docs import mount_docs
     from rag.chat_ui import CSS, build_chat, theme
     from rag.openai_api import router as openai_router
 
     service = Service(settings, retriever)
     origins = allowed_origins(settings)
     root = settings.root_path.rstrip("/")
-    app = FastAPI(title="rag: grounded news Q&A", version=__version__,
+    app = FastAPI(title="rag: grounded news Q&A", version=__version__, docs_url=None, redoc_url=None,
                   description="Grounded Korean/English Q&A over news articles; every answer cites its "
                   "sources.\n\n근거 기반 한국어/영어 뉴스 질의응답.")
     app.state.service = service
     # Gradio adds its own permissive-for-localhost CORS unless the parent app configures CORS: this one rules.
+    app.add_middleware(ErrorShapeMiddleware)  # innermost: every error below it becomes {"error": ...}
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials="*" not in origins,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
                        expose_headers=["Retry-After"])
     app.add_middleware(PageLinksMiddleware)
-    app.add_middleware(GuardMiddleware, origins=origins, max_body=settings.max_body_bytes, root_path=root)
+    app.add_middleware(GuardMiddleware, origins=origins, max_body=settings.max_body_bytes, root_path=root,
+                       hosts=allowed_hosts(settings), body_timeout=settings.body_timeout,
+                       login_limit=service.check_rate)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -183,16 +200,18 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
 
     @app.exception_handler(RagError)
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:
-        return _error_response(ApiError(500, str(exc), "server_error"))
+        log.error("request failed: %s", exc)  # may name server paths: logged, not sent
+        return _error_response(ApiError(500, INTERNAL, "server_error"))
 
+    @app.head("/healthz", include_in_schema=False)
     @app.get("/healthz", tags=["service"])
     def healthz() -> JSONResponse:
-        problem = service.problem()
-        body: dict[str, Any] = {"status": "unavailable" if problem else "ok", "ready": not problem,
-                                "version": __version__}
-        if problem:
-            body["error"] = {"message": problem, "type": "unavailable", "code": 503}
-        return JSONResponse(body, status_code=503 if problem else 200)
+        # unauthenticated: says whether the index is usable, never where it is or what broke
+        ready = service.retriever() is not None
+        body: dict[str, Any] = {"status": "ok" if ready else "unavailable", "ready": ready, "version": __version__}
+        if not ready:
+            body["error"] = {"message": service.public_problem(), "type": "unavailable", "code": 503}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/api/info", tags=["api"], dependencies=[Depends(authenticated)])
     def info() -> dict[str, Any]:
@@ -200,6 +219,7 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
 
     @app.post("/api/search", tags=["api"], dependencies=[Depends(limited)])
     def search(req: SearchRequest) -> dict[str, Any]:
+        # `id`, here and in /api/ask: the request's id echoed back, null when it sent none
         q = service.check_question(req.question)
         hits = service.search(q, req.k, req.filters())
         return {"id": req.id, "question": q, "hits": [h.to_json() for h in hits]}
@@ -211,9 +231,10 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
         filters = req.filters()
         if req.stream:
             service.require()  # a missing index is a 503, not an error event inside a 200 stream
-            return StreamingResponse(_sse(service.stream(q, history, filters)), media_type="text/event-stream",
+            events = service.stream(q, history, filters, req.question_time)
+            return StreamingResponse(_sse(events, req.id), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        return service.answer(q, history, filters).to_json()
+        return {**service.answer(q, history, filters, req.question_time).to_json(), "id": req.id}
 
     @app.post("/api/feedback", tags=["api"])
     def feedback(req: FeedbackRequest, user: Annotated[User, Depends(limited)]) -> dict[str, Any]:
@@ -222,6 +243,17 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
         return {"ok": True, "time": rec["time"]}
 
     app.include_router(openai_router(service, limited))
+    mount_docs(app)  # offline Swagger UI (rag.api_docs)
+    _refuse_other_methods(app)
+    app.openapi_schema = None
+    make_schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(make_schema(), {"/api/ask", "/v1/chat/completions"})
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     gradio_js = Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js"
 
@@ -249,6 +281,24 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
                         pwa=False, mcp_server=False, show_error=False, theme=theme(), css=CSS,
                         run_history=False, **extra)
     return app
+
+
+def _refuse_other_methods(app: FastAPI) -> None:
+    """``GET /api/ask`` is a 405 naming the allowed methods (the Gradio mount at ``/`` would say 404)."""
+    others = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    for route in [r for r in app.routes if isinstance(r, APIRoute)]:
+        allowed = sorted(route.methods or ())
+        missing = [m for m in others if m not in allowed]
+        if not missing:
+            continue
+        app.add_api_route(route.path, _refuser(", ".join(allowed)), methods=missing, include_in_schema=False)
+
+
+def _refuser(allow: str) -> Any:
+    def refuse() -> None:
+        raise ApiError(405, f"method not allowed; use {allow} / 허용되지 않는 메서드입니다", headers={"Allow": allow})
+
+    return refuse
 
 
 # ----------------------------------------------------------------- serve
@@ -287,7 +337,11 @@ def serve(settings: Settings, insecure: bool = False, open_browser: bool = False
     t0 = time.perf_counter()
     check_serve(settings, insecure)
     print(f"rag: loading the index from {settings.index_dir} …", file=sys.stderr, flush=True)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except KeyboardInterrupt:
+        print("rag: stopped before the server started / 서버를 시작하기 전에 멈췄습니다", file=sys.stderr, flush=True)
+        return
     service: Service = app.state.service
     if service.problem():
         print(f"rag: WARNING {service.problem()}", file=sys.stderr, flush=True)
@@ -311,4 +365,6 @@ def serve(settings: Settings, insecure: bool = False, open_browser: bool = False
                 webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled, after shutdown
+        server.run()
+    print("rag: server stopped / 서버를 멈췄습니다", file=sys.stderr, flush=True)

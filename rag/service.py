@@ -4,12 +4,16 @@
 missing or damaged the service still starts: every call that needs it raises
 :class:`ApiError` 503 with the loader's message, and the index is looked for
 again (at most every few seconds), so running ``rag index`` while the server is
-up makes it usable without a restart. Feedback goes to
+up makes it usable without a restart. A loaded index is watched too: when its
+``manifest.json`` changes (a new build was swapped in), the new index is loaded
+in a background thread and swapped in with one assignment, so a request uses
+either the old index or the new one, never a mix, and none waits for the load. Feedback goes to
 ``<data_dir>/feedback.jsonl``, one versioned JSON record a line.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import threading
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rag.server")
 FEEDBACK_FORMAT = "rag-feedback/1"
 RETRY_SECONDS = 5.0  # how often a missing index is looked for again
+RELOAD_CHECK_SECONDS = 1.0  # how often the loaded index's manifest is checked for a newer build
 
 
 class ApiError(Exception):
@@ -62,7 +67,9 @@ class FeedbackStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX)  # replicas sharing the file never interleave lines
                     f.write(line + "\n")
+                    f.flush()
             except OSError as e:
                 raise ApiError(500, f"cannot write feedback to {self.path}: {e.strerror or e}; "
                                "check RAG_DATA_DIR", "server_error") from None
@@ -82,31 +89,57 @@ class Service:
         self.settings = settings
         self.max_question_chars = settings.max_question_chars
         self.auth = Authenticator(settings)
-        self.limiter = RateLimiter(settings.rate_limit)
+        self.limiter: Any = RateLimiter(settings.rate_limit)
+        if settings.shared_state:  # replicas count one user's requests together (rag.sharedstate)
+            from rag.sharedstate import FILE, SharedRateLimiter
+
+            self.limiter = SharedRateLimiter(Path(settings.data_dir) / FILE, settings.rate_limit)
         self.feedback = FeedbackStore(Path(settings.data_dir) / "feedback.jsonl")
         self._retriever = retriever
         self._error = ""
         self._lock = threading.Lock()
         self._last_try = 0.0
         self.load_seconds = 0.0
+        self.loaded_at = ""
         self._examples: dict[str, list[str]] = {}
+        self._stamp: tuple[int, int, int] | None = None  # manifest of the index in use
+        self._failed: tuple[int, int, int] | None = None  # manifest whose reload failed (not retried)
+        self._last_check = time.monotonic()
+        self._reloading = False
         if retriever is None:
             self._load()
 
     # ------------------------------------------------------------ index
+    def _manifest_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = (Path(self.settings.index_dir) / "manifest.json").stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def _load(self) -> None:
         from rag.retrieve import Retriever
 
         t0 = time.perf_counter()
         self._last_try = time.monotonic()
+        stamp = self._manifest_stamp()
         try:
             r = Retriever.open(self.settings, self.settings.index_dir)
             r.search("warm-up 준비", 1)  # first query pays for lazy model and tokenizer set-up, not a user
-        except RagError as e:
-            self._error = str(e)
-            log.warning("index not loaded: %s", e)
+        except Exception as e:  # RagError, or a file replaced while it was read
+            if self._retriever is not None:
+                self._failed = stamp
+                log.warning("the new index was not loaded; still serving the previous one: %s", e)
+                return
+            self._error = str(e) if isinstance(e, RagError) else f"cannot load the index ({type(e).__name__}: {e})"
+            log.warning("index not loaded: %s", self._error)
             return
-        self._retriever, self._error, self._examples = r, "", {}
+        if stamp is None or self._manifest_stamp() != stamp:
+            log.info("the index changed while it was loaded; loading it again")
+            return  # a build swapped in meanwhile: the next check loads that one
+        self._retriever, self._error, self._examples = r, "", {}  # one assignment: requests see old or new
+        self._stamp, self._failed = stamp, None
+        self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.load_seconds = time.perf_counter() - t0
         from rag.onnxembed import OnnxEmbedder
 
@@ -121,7 +154,32 @@ class Service:
             with self._lock:
                 if self._retriever is None and time.monotonic() - self._last_try > RETRY_SECONDS:
                     self._load()
+        elif self._retriever is not None and time.monotonic() - self._last_check > RELOAD_CHECK_SECONDS:
+            self._check_for_new_index()
         return self._retriever
+
+    def _check_for_new_index(self) -> None:
+        with self._lock:
+            self._last_check = time.monotonic()
+            if self._reloading or self._stamp is None:
+                return  # a retriever handed in by the caller (tests) is never replaced
+            stamp = self._manifest_stamp()
+            if stamp is None or stamp in (self._stamp, self._failed):
+                return
+            self._reloading = True
+        threading.Thread(target=self._reload, name="rag-index-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        try:
+            log.warning("a new index was built; loading it in the background / 새 색인을 불러옵니다")
+            self._load()
+        finally:
+            self._reloading = False
+
+    def public_problem(self) -> str:
+        """What an unauthenticated caller may know: not ready, and how to fix it (no paths)."""
+        return ("the search index is not available yet / 검색 색인을 아직 쓸 수 없습니다 "
+                "(build it with `rag index`; the server picks it up without a restart)")
 
     def require(self) -> Any:
         r = self.retriever()
@@ -159,7 +217,7 @@ class Service:
         dates = sorted(d["published"][:10] for d in docs.values() if d.get("published"))
         out["ready"] = True
         out["index"] = {
-            "format": m.get("format"), "created": m.get("created"),
+            "format": m.get("format"), "created": m.get("created"), "loaded": self.loaded_at,
             "documents": len(docs), "passages": len(r.index.chunks), "languages": langs,
             "outlets": sorted({d["outlet"] for d in docs.values() if d.get("outlet")}),
             "published": {"first": dates[0], "last": dates[-1]} if dates else None,
@@ -190,18 +248,21 @@ class Service:
     def search(self, question: str, k: int, filters: Filters | None = None) -> list[Any]:
         return list(self.require().search(question, k, filters))
 
-    def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+               question_time: bool = True) -> Answer:
         from rag.answer import answer
 
-        return answer(self.require(), question, tuple(history), settings=self.settings, filters=filters)
+        return answer(self.require(), question, tuple(history), settings=self.settings, filters=filters,
+                      question_time=question_time)
 
     def stream(
-        self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None
+        self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+        question_time: bool = True,
     ) -> Iterator[dict[str, Any]]:
         from rag.answer import stream_answer
 
         yield from stream_answer(self.require(), question, tuple(history), settings=self.settings,
-                                 filters=filters)
+                                 filters=filters, question_time=question_time)
 
     def save_feedback(self, record: dict[str, Any]) -> None:
         self.feedback.add(record)

@@ -127,22 +127,36 @@ def check(claim: str, sources: Sequence[str], semantic: Sequence[float] | None =
 _WANTS = (
     ("time", re.compile(r"언제|며칠|몇\s*(년|월|일)|\bwhen\b|\bwhat\s+(year|date|time|month|day)\b", re.I)),
     (
+        "money",
+        re.compile(
+            r"(얼마|규모).*(투자|유치|매출|금액|비용|가격|자금|예산)|(투자|유치|매출|금액|비용|가격|자금|예산).*(얼마|규모)|"
+            r"\bhow\s+much\b.*\b(invest|cost|spend|spent|pay|paid|rais|fund|revenue|price|earn|budget)|"
+            r"\b(invest|cost|spend|spent|pay|paid|rais|fund|revenue|price|earn|budget)\w*\b.*\bhow\s+much\b",
+            re.I,
+        ),
+    ),
+    (
         "number",
         re.compile(r"몇|얼마|규모|\bhow\s+(many|much|long|big|large)\b|\bwhat\s+(percentage|number)\b", re.I),
     ),
-    ("name", re.compile(r"어디|누구|어느|\bwhich\b|\bwho(m|se)?\b|\bwhere\b", re.I)),
+    ("reason", re.compile(r"이유|원인|왜|\bwhy\b|\breasons?\b|\bcause\b", re.I)),
+    ("name", re.compile(r"어디|누구|어느|이름|\bname\b|\bwhich\b|\bwho(m|se)?\b|\bwhere\b", re.I)),
 )
 _TIME_RE = re.compile(
-    r"\d+\s*(년|월|일|시)|올해|지난해|작년|내년|하반기|상반기|(이번|지난|다음)\s*(달|주)|초|말에|"
+    r"\d+\s*(년|월|일|시|세기)|세기|년대|시대|시절|무렵|당시|때|낮|밤|아침|저녁|오전|오후|봄|여름|가을|겨울|계절|현재|시점|기간|동안|철|올해|지난해|작년|내년|하반기|상반기|(이번|지난|다음)\s*(달|주)|초|말에|"
     r"\b(19|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|"
     r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|tomorrow)\b",
     re.I,
 )
 _DIGIT_RE = re.compile(r"\d")
+_REASON_RE = re.compile(
+    r"때문|이유|원인|(으로|로)\s*인해|탓|덕분|\bbecause\b|\bdue\s+to\b|\bowing\s+to\b|\bsince\b", re.I
+)
+_MONEY_RE = re.compile(r"\d[\d,.]*\s*[억만천조]*\s*(원|달러)|[$€£]\s*\d|\d\s*(dollars?|won|euros?)\b", re.I)
 
 
 def answer_type(question: str) -> str:
-    """ "number", "time", "name" or "" for the kind of answer ``question`` asks for."""
+    """ "time", "money", "number", "reason", "name" or "" for the kind of answer ``question`` asks for."""
     for kind, rx in _WANTS:
         if rx.search(question):
             return kind
@@ -153,8 +167,12 @@ def fits(kind: str, sentence: str, question: str) -> float:
     """1.0 when ``sentence`` holds something of the wanted kind that the question does not."""
     if kind == "number":
         return 1.0 if set(_DIGIT_RE.findall(sentence)) - set(_DIGIT_RE.findall(question)) else 0.0
+    if kind == "money":
+        return 1.0 if _MONEY_RE.search(sentence) and fits("number", sentence, question) else 0.0
     if kind == "time":
         return 1.0 if _TIME_RE.search(sentence) else 0.0
+    if kind == "reason":
+        return 1.0 if _REASON_RE.search(sentence) else 0.0
     if kind == "name":
         return 1.0 if set(_names(sentence)) - set(_names(question)) else 0.0
     return 0.0

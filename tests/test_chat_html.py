@@ -47,7 +47,7 @@ def test_only_http_urls_are_links(url: str) -> None:
 def test_http_urls_are_escaped_links() -> None:
     assert safe_url("https://news.example/a") == "https://news.example/a"
     html = render_panel(cite(url='https://x.example/"><script>'), "en")
-    assert '<a href="https://x.example/&quot;&gt;&lt;script&gt;"' in html and "<script>" not in html
+    assert 'href="https://x.example/&quot;&gt;&lt;script&gt;"' in html and "<script>" not in html
     assert 'rel="noopener noreferrer nofollow"' in render_panel(cite(), "ko")
 
 
@@ -91,5 +91,49 @@ def test_panel_highlights_the_cited_sentence() -> None:
     # offsets that do not match the passage: the quote is still found and marked
     moved = render_panel(cite(passage_start=3), "en")
     assert "<mark>KT 컨소시엄에는 경찰청이 참여했다.</mark>" in moved
-    assert "—" in render_panel(cite(url="", author=""), "en")  # missing metadata is shown as missing
     assert "is-open" not in render_panel(None, "en")
+
+
+def test_panel_shows_only_known_metadata_and_hides_ids() -> None:
+    bare = render_panel(cite(url="", author="", published=""), "en")
+    assert "—" not in bare and "Author" not in bare and "Date" not in bare and "Link" not in bare
+    assert "Outlet" in bare  # the one thing that is known
+    full = render_panel(cite(), "ko")
+    for label in ("언론사", "날짜", "기자", "원문 기사 열기"):
+        assert label in full
+    assert 'href="https://news.example/a?b=1&amp;c=2"' in full and 'target="_blank"' in full
+    # internal ids only inside a closed disclosure, after everything a reader needs
+    assert full.index("<details") < full.index("d1#0000") and "<details open" not in full
+    assert full.index("<details") > full.index("<mark>")
+
+
+def test_panel_steps_between_citations() -> None:
+    html = render_panel(cite(2), "en", turn=4, numbers=(1, 2, 3))
+    assert "[2] of 3" in html and "rag-t-4 rag-n-2" in html  # the open [n] is named for the page
+    assert 'class="rag-step rag-src rag-t-4 rag-n-1"' in html and 'class="rag-step rag-src rag-t-4 rag-n-3"' in html
+    first = render_panel(cite(1), "ko", turn=0, numbers=(1, 2))
+    assert "disabled" in first and "이전 출처" in first and 'rag-step rag-src rag-t-0 rag-n-2' in first
+    assert "rag-step" not in render_panel(cite(1), "en", turn=0, numbers=(1,))  # nothing to step to
+    assert 'tabindex="0"' in html  # the scrollable passage can be reached by keyboard
+
+
+def test_labels_follow_the_page_language_not_the_question() -> None:
+    a = Answer(question="KT?", lang="en", answer="The police joined [1].", abstained=False, citations=(cite(1),))
+    ko = render_answer(a, 0, "ko")
+    assert "출처" in ko and "복사" in ko and "도움됐어요" in ko and "Sources" not in ko and "Copy" not in ko
+    assert 'lang="en"' in ko  # the answer text keeps the question's language
+    refusal = Answer(question="Naver stock?", lang="en", answer="I could not find evidence for this in the "
+                     "articles.", abstained=True)
+    html = render_answer(refusal, 1, "ko")
+    assert "기사에서 관련 근거를 찾지 못했습니다" in html and "I could not" not in html
+    err = render_problem("잠시 후 다시 시도하세요", "ko", detail="ValueError: boom")
+    assert "<details" in err and "기술 정보" in err and "boom" in err
+    assert "rag-fb" not in err and "rag-fb" in ko  # thumbs under answers only
+
+
+def test_copy_text_keeps_the_quotes_and_sources() -> None:
+    a = Answer(question="q", lang="ko", answer="경찰청이다 [1].", abstained=False, citations=(cite(1),))
+    html = render_answer(a, 0, "ko")
+    lines = html.split('class="rag-copytext"')[1]
+    assert "경찰청이다 [1]." in lines and "“KT 컨소시엄에는 경찰청이 참여했다.”" in lines
+    assert "[1] 제목 (바이라인네트워크 · 2025-08-05) https://news.example/a?b=1&amp;c=2" in lines

@@ -154,3 +154,34 @@ def test_metadata_header_is_its_own_passage() -> None:
     assert chunks[0].text == header and chunks[0].chunk_id == "h#0000"
     assert chunks[1].text.startswith("삼성전자의") and all(doc.text[c.start : c.end] == c.text for c in chunks)
     assert metadata_header({"title": "Only a title", "lang": "en"}) == ""
+
+
+class _Metered:
+    """A token counter that records how many characters it was asked to count."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+
+    def __call__(self, text: str) -> int:
+        self.chars += len(text)
+        return approx_tokens(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "abcdefghij" * 100_000,  # 1 MB without whitespace
+        "가나다라마바사아자차" * 34_000,  # 1 MB of Hangul (UTF-8) without whitespace
+        ("word " * 200_000).strip(),  # 1 MB on one line
+        ("abc" * 400 + " ") * 800,  # many 1200-character runs
+    ],
+    ids=["latin", "hangul", "one-line", "runs"],
+)
+def test_chunking_huge_unbroken_text_is_linear(text: str) -> None:
+    # super-linear before: each cut searched the whole remaining text (40k characters took 7.7 s)
+    meter = _Metered()
+    chunks = chunk(doc(text), max_tokens=256, overlap=1, count_tokens=meter)
+    assert chunks and all(text[c.start : c.end] == c.text for c in chunks)
+    assert all(approx_tokens(c.text) <= 256 for c in chunks)
+    assert "".join(text[c.start : c.end] for c in chunks).replace(" ", "") == text.replace(" ", "")
+    assert meter.chars <= 8 * len(text), f"counted {meter.chars / len(text):.1f} characters per character"

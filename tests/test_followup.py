@@ -85,7 +85,8 @@ def test_history_changes_retrieval_and_is_reported(seed_retriever: Retriever) ->
     ]
     a = answer(seed_retriever, "그 모델의 특징은?", history)
     assert a.resolved_question != a.question and "KT" in a.resolved_question
-    assert not a.abstained and "저작권" in a.answer
+    assert not a.abstained and "믿:음 2.0" in a.citations[0].quote  # the lead is about the model meant
+    assert any("저작권" in c.passage for c in a.citations)  # ... from the passage that states its feature
 
 
 def test_dialogue_set_followups_retrieve_evidence(seed_retriever: Retriever, settings: Settings) -> None:
@@ -99,3 +100,12 @@ def test_dialogue_set_followups_retrieve_evidence(seed_retriever: Retriever, set
 @pytest.mark.parametrize("role", ["system", "tool", ""])
 def test_unknown_roles_are_ignored(role: str) -> None:
     assert resolve("What about KT?", [Turn(role, "hello")]) == "What about KT?"
+
+
+@pytest.mark.parametrize("follow", ["그거 뭐야?", "그 회사는?", "What about it?", "And its owner?", "What is that?"])
+def test_backslashes_in_earlier_turns_are_text_not_regex_templates(follow: str) -> None:
+    history = _h(r"C:\new\q 는 뭐야?", r"경로 C:\new\q 에 대한 답 \1 \g<0> [1]")
+    out = resolve(follow, history)  # raised "bad escape \q" before
+    assert isinstance(out, str) and out
+    out = resolve(follow, _h(r"What is C:\new\q?", r"The path C:\new\q \g<1> [1]"))
+    assert isinstance(out, str) and out

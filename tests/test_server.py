@@ -243,9 +243,13 @@ def test_body_too_large_is_413(client: TestClient, base: Settings) -> None:
 
     json_type = {"content-type": "application/json"}
     _error(client.post("/v1/chat/completions", content=chunks(), headers=json_type), 413)
-    # Gradio's own routes too (its upload route would otherwise take files of any size)
+    # Gradio's own routes too (its queue would otherwise take bodies of any size)
+    _error(client.post("/gradio_api/queue/join", content=chunks(), headers=json_type), 413)
+    # its upload route is closed: the page has no file input, and it answered with server paths
     files = {"files": ("big.txt", b"x" * (base.max_body_bytes + 10), "text/plain")}
-    _error(client.post("/gradio_api/upload", files=files), 413)
+    assert "upload" in _error(client.post("/gradio_api/upload", files=files), 404)
+    small = client.post("/gradio_api/upload", files={"files": ("a.txt", b"x", "text/plain")})
+    assert "/tmp" not in small.text and "upload" in _error(small, 404)
 
 
 # ----------------------------------------------------------------- auth, 401 / 429
@@ -377,6 +381,9 @@ def test_root_path(base: Settings, seed_retriever: Any) -> None:
     # behind a proxy that strips the prefix, and reached directly with it: both route
     assert c.get("/healthz").status_code == 200 and c.get("/chat/healthz").status_code == 200
     assert c.post("/chat/api/search", json={"question": KO_Q}).status_code == 200
-    assert "/chat/openapi.json" in c.get("/docs").text
+    # /docs links its schema and assets relatively: right at /docs and at /chat/docs alike
+    assert "url: 'docs-openapi.json'" in c.get("/docs").text and "cdn" not in c.get("/docs").text.lower()
+    assert c.get("/chat/docs-openapi.json").json()["openapi"] == "3.0.3"
+    assert c.get("/chat/docs-assets/swagger-ui-bundle.js").status_code == 200
     config = c.get("/config").json()
     assert config["root"].endswith("/chat")
