@@ -128,6 +128,12 @@ if (!root.__ragBound) {
   root.addEventListener('click', (e) => {
     const el = e.target instanceof Element ? e.target : null;
     if (!el) return;
+    const off = el.closest('.rag-time-off');
+    if (off) {  // the range chip's ×: ask the same question again without the question's dates
+      const t = off.className.match(/rag-t-(\d+)/);
+      if (t) { e.preventDefault(); root.__ragTrigger('click', {turn: +t[1], action: 'time-off'}); }
+      return;
+    }
     const cite = el.closest('.rag-cite, .rag-src');
     if (cite) {
       const c = citeOf(cite);

@@ -389,6 +389,22 @@ def test_markup_in_articles_and_questions_stays_text(session: Session, stack: di
     session.shot("xss")
 
 
+def test_question_range_shown_and_removed_with_one_click(session: Session, stack: dict[str, Any]) -> None:
+    page = session.page
+    open_chat(page, stack["urls"]["main"] + "/")
+    msg = ask(page, "What did Zorblax Corporation unveil in May 2024?")
+    chip = msg.locator(".rag-time")
+    assert "2024-05-01 ~ 2024-05-31" in chip.inner_text()
+    assert "2024-05-01" in msg.locator(".rag-sources").inner_text()  # the citation's date
+    chip.locator(".rag-time-off").click()
+    again = page.locator(".rag-answer, .rag-abstain, .rag-error")
+    page.wait_for_function("() => document.querySelectorAll('.rag-answer, .rag-abstain, .rag-error').length >= 2",
+                           timeout=60_000)
+    assert again.nth(1).locator(".rag-time").count() == 0  # asked again over all dates
+    assert page.locator(".rag-q").last.inner_text().startswith("What did Zorblax Corporation unveil in May 2024?")
+    session.shot("time-range-removed")
+
+
 def test_llm_answer_marks_unsupported_sentences(session: Session, stack: dict[str, Any]) -> None:
     page = session.page
     open_chat(page, stack["urls"]["llm"] + "/")

@@ -151,3 +151,27 @@ def test_understood_as_is_shown_for_a_rewritten_followup(seed_retriever: Any) ->
     assert "이렇게 이해했습니다: 코난테크놀로지 회사의 향후 계획은?" in render_answer(a, 1, "ko")
     assert "사이냅소프트" not in a.citations[0].quote
     assert answer(seed_retriever, "코난테크놀로지는 어떤 컨소시엄을 구성했나?").to_json()["understood_as"] == ""
+
+
+def test_chat_page_bolds_the_short_span_and_shows_the_resolved_question() -> None:
+    from rag.records import Answer, Citation, Sentence
+
+    quote = "KT는 <b>18개 기관</b>으로 구성했었다."
+    c = Citation(n=1, doc_id="d", chunk_id="d#0", title="t", url="", quote=quote, start=100, end=100 + len(quote))
+    i = quote.index("18개")
+    a = Answer(
+        question="그 회사는 몇 개 기관과 함께했어?",
+        lang="ko",
+        answer=f"{quote} [1]",
+        abstained=False,
+        citations=(c,),
+        sentences=(Sentence(f"{quote} [1]", (1,), True),),
+        resolved_question="KT 회사는 몇 개 기관과 함께했어?",
+        extra={"short": {"text": "18개", "start": 100 + i, "end": 100 + i + 3}},
+    )
+    html = render_answer(a, 0, "ko")
+    assert "<strong>18개</strong>" in html and "&lt;b&gt;" in html and "<b>" not in html  # escaped around it
+    assert "이렇게 이해했습니다: KT 회사는 몇 개 기관과 함께했어?" in html
+    assert "Understood as: KT 회사는" in render_answer(a, 0, "en")
+    wrong = Answer(**{**a.__dict__, "extra": {"short": {"text": "19개", "start": 100 + i, "end": 100 + i + 3}}})
+    assert "<strong>" not in render_answer(wrong, 0, "ko")  # never bold text that is not the source's
