@@ -106,9 +106,10 @@ def _run(
     settings = settings or retriever.settings
     published = [m.get("published", "") for m in retriever.index.docs.values()]
     filters, ts = timeline.scope(question, filters, settings.now, question_time, published)
-    for event in _answer_events(retriever, question, history, settings, filters, stream):
+    asked = timeline.without_time_words(question, ts)
+    for event in _answer_events(retriever, asked, history, settings, filters, stream):
         if event["type"] == "answer":
-            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts, retriever.index.docs)}
+            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts, retriever.index.docs, question)}
         yield event
 
 
