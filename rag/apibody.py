@@ -38,7 +38,7 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    @field_validator("*", mode="before")
+    @field_validator("*", mode="after")  # after: nested bodies have checked (and named) their own fields
     @classmethod
     def _valid_unicode(cls, value: Any) -> Any:
         if has_surrogate(value):

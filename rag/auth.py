@@ -2,7 +2,10 @@
 
 Three modes (``Settings.auth``):
 
-- ``none``: everyone on the machine; users are told apart by client address.
+- ``none``: everyone on the machine; users are told apart by client address:
+  the TCP peer, or, when the peer is one of ``RAG_TRUSTED_PROXIES`` (a reverse
+  proxy such as nginx), the nearest untrusted address in ``X-Forwarded-For``.
+  Loopback addresses count as one client, an IPv6 client by its /64.
   ``rag.server.serve`` refuses a non-loopback host in this mode unless
   ``--insecure`` is given.
 - ``api-key``: ``Authorization: Bearer KEY`` with a key from ``RAG_API_KEYS``
@@ -110,11 +113,10 @@ class Authenticator:
                                "set RAG_API_KEYS or RAG_API_KEYS_FILE")
             # digests have equal length, so compare_digest's time does not depend on the key
             self._digests = tuple(_digest(k) for k in keys)
-        if self.mode == "trusted-header":
-            self._proxies = parse_networks(settings.trusted_proxies)
-            if not self._proxies:
-                raise RagError("auth mode trusted-header needs RAG_TRUSTED_PROXIES "
-                               "(the portal proxy's address)")
+        self._proxies = parse_networks(settings.trusted_proxies)
+        if self.mode == "trusted-header" and not self._proxies:
+            raise RagError("auth mode trusted-header needs RAG_TRUSTED_PROXIES "
+                           "(the portal proxy's address)")
 
     def key_ok(self, key: str) -> bool:
         """Constant-time check of one presented key against every configured key."""
@@ -151,7 +153,36 @@ class Authenticator:
             if not name or len(name) > 256:
                 raise AuthError(f"the proxy sent no {self.header} header / 사용자 헤더가 없습니다")
             return User(id="user:" + name, name=name)
-        return User(id="ip:" + (peer or "unknown"))
+        return User(id="ip:" + client_key(self.client_address(headers, peer)))
+
+    def client_address(self, headers: Mapping[str, str], peer: str) -> str:
+        """The client behind a trusted proxy (nearest untrusted ``X-Forwarded-For`` entry), else the peer."""
+        if not self.from_proxy(peer):
+            return peer
+        for hop in reversed([h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]):
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                return peer  # a forged or broken list: keep the proxy's own address
+            if not self.from_proxy(hop):
+                return hop
+        return peer
+
+
+def client_key(address: str) -> str:
+    """A client address as a rate-limit key: every loopback address is one client (127.0.0.2 is no
+    fresh bucket), an IPv6 client is its /64 (one host holds a whole /64)."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if addr.is_loopback:
+        return "loopback"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped:
+            return client_key(str(addr.ipv4_mapped))
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
 
 
 class RateLimiter:

@@ -67,6 +67,9 @@ class Settings:
     # calibrated rule of rag.evidence (0 = the calibrated rule alone; e.g. 0.86 abstains more)
     min_answer_score: float = 0.0
     max_quotes: int = 3
+    # reference day for time words in questions ("지난주", "last week"), YYYY-MM-DD; "" = today.
+    # Fixed in tests and evaluations so that answers do not change with the calendar.
+    now: str = ""
 
     # --- optional LLM (any OpenAI-compatible chat endpoint)
     llm_base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 ; empty = extractive answers only

@@ -33,7 +33,7 @@ from fastapi.routing import APIRoute
 from pydantic import Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.apibody import INTERNAL, Body, document_errors
+from rag.apibody import BAD_UNICODE, INTERNAL, Body, document_errors
 from rag.auth import AuthError, User, is_loopback
 from rag.config import Settings
 from rag.dates import check_range, filter_day
@@ -93,6 +93,8 @@ class AskRequest(_Filtered):
     question: str = Field(strict=True)
     history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
     stream: bool = Field(default=False, strict=True)
+    # false: ignore the question's time words ("지난주"), e.g. after the range was removed on the page
+    question_time: bool = Field(default=True, strict=True)
     id: str | int | None = Field(default=None, description="echoed back as `id` (null when not given)")
 
 
@@ -117,6 +119,8 @@ def _validation_message(exc: RequestValidationError) -> str:
         if err.get("type") == "json_invalid":
             return "request body is not valid JSON"
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # pydantic's wrapper of our own text
+        if err.get("type") == "string_unicode":  # pydantic's own check of a length-limited string
+            msg = BAD_UNICODE
         parts.append(f"{loc or 'body'}: {msg}")
     return "; ".join(parts) or "invalid request"
 
@@ -226,10 +230,10 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
         filters = req.filters()
         if req.stream:
             service.require()  # a missing index is a 503, not an error event inside a 200 stream
-            return StreamingResponse(_sse(service.stream(q, history, filters), req.id),
-                                     media_type="text/event-stream",
+            events = service.stream(q, history, filters, req.question_time)
+            return StreamingResponse(_sse(events, req.id), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        return {**service.answer(q, history, filters).to_json(), "id": req.id}
+        return {**service.answer(q, history, filters, req.question_time).to_json(), "id": req.id}
 
     @app.post("/api/feedback", tags=["api"])
     def feedback(req: FeedbackRequest, user: Annotated[User, Depends(limited)]) -> dict[str, Any]:

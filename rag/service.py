@@ -248,18 +248,21 @@ class Service:
     def search(self, question: str, k: int, filters: Filters | None = None) -> list[Any]:
         return list(self.require().search(question, k, filters))
 
-    def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+               question_time: bool = True) -> Answer:
         from rag.answer import answer
 
-        return answer(self.require(), question, tuple(history), settings=self.settings, filters=filters)
+        return answer(self.require(), question, tuple(history), settings=self.settings, filters=filters,
+                      question_time=question_time)
 
     def stream(
-        self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None
+        self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+        question_time: bool = True,
     ) -> Iterator[dict[str, Any]]:
         from rag.answer import stream_answer
 
         yield from stream_answer(self.require(), question, tuple(history), settings=self.settings,
-                                 filters=filters)
+                                 filters=filters, question_time=question_time)
 
     def save_feedback(self, record: dict[str, Any]) -> None:
         self.feedback.add(record)
