@@ -95,7 +95,7 @@ def test_kill_9_anywhere_leaves_old_or_new_never_a_mix(settings: Settings, embed
         points: list[tuple[Any, ...]] = [("time", f) for f in (0.2, 0.4, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)]
         points += [("files", n) for n in range(n_files + 1)] + [("swap",), ("after",)]
     else:
-        points = [("time", 0.5), ("files", n_files // 2), ("swap",), ("after",)]
+        points = [("files", n_files // 2), ("swap",), ("after",)]  # the riskiest moments, within make test's time
     outcomes = []
     for point in points:
         reset()
