@@ -108,4 +108,4 @@ def test_kill_9_anywhere_leaves_old_or_new_never_a_mix(settings: Settings, embed
         assert sorted(p.name for p in work.iterdir()) == [".index.lock", "index"], f"leftovers after {seen}"
     print(outcomes)
     killed = [o for o in outcomes if o[0] != "finished"]
-    assert len(killed) >= (20 if SOAK else 3), outcomes
+    assert len(killed) >= (20 if SOAK else 2), outcomes

@@ -9,14 +9,12 @@ from typing import Any
 
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis")
-pytest.importorskip("gradio")
-
-from hypothesis import HealthCheck
-from hypothesis import settings as hsettings
-
 from rag.config import Settings
-from rag.server import create_app
+
+schemathesis = pytest.importorskip("schemathesis")
+hypothesis = pytest.importorskip("hypothesis")
+pytest.importorskip("gradio")
+HealthCheck, hsettings = hypothesis.HealthCheck, hypothesis.settings
 
 SOAK = os.environ.get("RAG_SOAK") == "1"
 
@@ -24,6 +22,8 @@ SOAK = os.environ.get("RAG_SOAK") == "1"
 @pytest.fixture(scope="module")
 def api_schema(settings: Settings, seed_retriever: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     s = replace(settings, data_dir=str(tmp_path_factory.mktemp("schema-data")), rate_limit=0)
+    from rag.server import create_app
+
     return schemathesis.openapi.from_asgi("/openapi.json", create_app(s, seed_retriever))
 
 
