@@ -103,6 +103,7 @@ def test_kill_9_anywhere_leaves_old_or_new_never_a_mix(settings: Settings, embed
         state = _state(index)  # loads (and validates) what a server or `rag search` would load now
         assert state in (old_state, new_state), f"a mix after {seen}"
         outcomes.append((seen, "new" if state == new_state else "old"))
+        print(outcomes[-1], flush=True)
         report = build_index(s, [corpus], index, progress=False, embedder=embedder)  # the clean next run
         assert _state(index) == new_state and report.documents == len(new_state[0])
         assert sorted(p.name for p in work.iterdir()) == [".index.lock", "index"], f"leftovers after {seen}"
