@@ -26,7 +26,7 @@ $(VENV)/.torch: | $(BIN)/python
 	touch $@
 
 $(STAMP): pyproject.toml $(VENV)/.torch
-	$(BIN)/pip install --quiet -e '.[serve,convert,dev]'
+	$(BIN)/pip install --quiet -e '.[serve,convert,dev,ray,milvus]'
 	touch $@
 
 index: setup

@@ -61,16 +61,18 @@ def answer(
     history: Sequence[Turn] = (),
     settings: Settings | None = None,
     filters: Filters | None = None,
+    question_time: bool = True,
 ) -> Answer:
     """Answer one question from the indexed articles; never raises for LLM problems.
 
     Args:
         history: earlier turns, oldest first; used to resolve follow-up questions.
         settings: defaults to the retriever's settings (``RAG_LLM_*`` turn the LLM on).
-        filters: restrict retrieval to an outlet or a date range.
+        filters: restrict retrieval to an outlet or a date range (their dates win over the question's).
+        question_time: False ignores the question's time words ("지난주"; see :mod:`rag.timeline`).
     """
     final: Answer | None = None
-    for event in _run(retriever, question, history, settings, filters, stream=False):
+    for event in _run(retriever, question, history, settings, filters, stream=False, question_time=question_time):
         if event["type"] == "answer":
             final = event["answer"]
     assert final is not None
@@ -83,6 +85,7 @@ def stream_answer(
     history: Sequence[Turn] = (),
     settings: Settings | None = None,
     filters: Filters | None = None,
+    question_time: bool = True,
 ) -> Iterator[dict]:
     """Like :func:`answer`, as events: ``{"type": "delta", "text"}`` pieces while the
     answer is produced, then exactly one ``{"type": "answer", "answer": Answer}``.
@@ -90,10 +93,27 @@ def stream_answer(
     The final answer is authoritative: after an LLM failure or post-check it can
     differ from the concatenated deltas, and a client should show it instead.
     """
-    yield from _run(retriever, question, history, settings, filters, stream=True)
+    yield from _run(retriever, question, history, settings, filters, stream=True, question_time=question_time)
 
 
 def _run(
+    retriever: Retriever, question: str, history: Sequence[Turn], settings: Settings | None,
+    filters: Filters | None, stream: bool, question_time: bool = True,
+) -> Iterator[dict]:
+    """:func:`_answer_events` within the question's time scope (rag.timeline); dates named in the answer."""
+    from rag import timeline
+
+    settings = settings or retriever.settings
+    published = [m.get("published", "") for m in retriever.index.docs.values()]
+    filters, ts = timeline.scope(question, filters, settings.now, question_time, published)
+    asked = timeline.without_time_words(question, ts)
+    for event in _answer_events(retriever, asked, history, settings, filters, stream):
+        if event["type"] == "answer":
+            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts, retriever.index.docs, question)}
+        yield event
+
+
+def _answer_events(
     retriever: Retriever,
     question: str,
     history: Sequence[Turn],
@@ -164,7 +184,12 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         return abstention(ev, notice)
     lead = chosen[0]
     missing = nearmiss.gap(
-        ev.resolved, lead.text, lead.sem, [h.chunk.text for h in ev.hits], cross=lead.lang != ev.lang
+        ev.resolved,
+        lead.text,
+        lead.sem,
+        [h.chunk.text for h in ev.hits],
+        cross=lead.lang != ev.lang,
+        lead_passage=lead.hit.chunk.text,
     )
     if missing is not None:
         about = _about_subject(ev, missing.subject) if missing.kind == "fact" else None

@@ -103,7 +103,9 @@ def evaluate_answers(retriever: Retriever, queries: list[dict[str, Any]], settin
         golds = [str(g) for g in (q.get("answer_any") or q.get("answers") or [])]
         answerable = bool(q.get("answerable", True))
         qualified = bool(a.extra.get("qualified"))
-        correct = (not a.abstained and not qualified and _contains(a, golds)) if answerable else (a.abstained or qualified)
+        correct = (
+            (not a.abstained and not qualified and _contains(a, golds)) if answerable else (a.abstained or qualified)
+        )
         evidence = [str(e) for e in (q.get("evidence") or [])]
         quotes = [c.quote for c in a.citations] if not a.abstained else []
         short = a.extra.get("short")

@@ -86,6 +86,10 @@ CSS = """
   background: var(--rag-unsup-bg); }
 .rag-legend, .rag-notice { font-size: .85em; color: var(--rag-warn-fg); margin-top: 6px; }
 .rag-notice { color: var(--rag-muted); }
+.rag-time { display: inline-flex; align-items: center; gap: 4px; font-size: .85em; margin-bottom: 6px;
+  padding: 1px 8px; border-radius: 999px; background: var(--background-fill-secondary); color: var(--rag-muted); }
+.rag-time-off { font: inherit; border: 0; background: none; cursor: pointer; padding: 0 4px; font-weight: 700;
+  color: inherit; min-width: 24px; min-height: 24px; }
 .rag-caret { animation: rag-blink 1s steps(2) infinite; color: var(--rag-link); }
 .rag-thinking { color: var(--rag-muted); }
 @keyframes rag-blink { 50% { opacity: 0; } }

@@ -41,6 +41,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "outlet": "언론사",
         "author": "기자",
         "date": "날짜",
+        "undated": "날짜 없음",
+        "time_off": "기간 조건 없이 다시 묻기",
+        "also": "같은 기사",
         "link": "링크",
         "none": "—",
         "not_web": "(웹 주소가 아니어서 열지 않습니다)",
@@ -109,6 +112,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "outlet": "Outlet",
         "author": "Author",
         "date": "Date",
+        "undated": "undated",
+        "time_off": "Ask again without the date range",
+        "also": "also",
         "link": "Link",
         "none": "—",
         "not_web": "(not a web address, not opened)",
@@ -262,7 +268,9 @@ def _source_lines(citations: tuple[Citation, ...], turn: int, lang: str = "en") 
         nums = "".join(f'<button type="button" class="rag-src rag-t-{turn} rag-n-{x.n}" '
                        f'title="{esc(label.format(n=x.n, title=x.title or x.doc_id))}">[{x.n}]</button>'
                        for x in cites)
-        bits = [esc(b) for b in (c.outlet, c.published[:10]) if b]
+        bits = [esc(b) for b in (c.outlet, c.published[:10] or t(lang, "undated")) if b]
+        if c.also:  # the same story from other outlets; this one published it first
+            bits.append(esc(f'{t(lang, "also")}: {c.also}'))
         meta = f' <span class="rag-src-meta">· {" · ".join(bits)}</span>' if bits else ""
         lines.append(f'<li><span class="rag-src-n">{nums}</span> {esc(c.title or c.doc_id)}{meta}</li>')
     return "".join(lines)
@@ -320,6 +328,19 @@ def _short_body(answer: Answer, turn: int, lang: str, titles: dict[int, str]) ->
             + _linkify(text[i + b :], turn, titles, lang))
 
 
+def _time_chip(answer: Answer, turn: int, lang: str) -> str:
+    """The dates searched (rag.timeline); a range read from the question has a × that asks again without it."""
+    tm = answer.time or {}
+    if not tm.get("label"):
+        return ""
+    off = ""
+    if tm.get("source") == "question" and tm.get("from") and tm.get("applied", True):
+        label = esc(t(lang, "time_off"))
+        off = (f' <button type="button" class="rag-time-off rag-t-{turn}" title="{label}" '
+               f'aria-label="{label}">×</button>')
+    return f'<div class="rag-time">🗓 {esc(tm["label"])}{off}</div>'
+
+
 def render_answer(answer: Answer, turn: int, lang: str) -> str:
     """The final assistant message: text with clickable [n], sources, feedback and copy buttons, notices.
 
@@ -333,6 +354,7 @@ def render_answer(answer: Answer, turn: int, lang: str) -> str:
     refusal = answer.abstained and not answer.citations
     shown = t(lang, "abstain_text") if refusal else answer.answer
     parts.append(_understood(answer, lang))
+    parts.append(_time_chip(answer, turn, lang))
     if refusal:
         parts.append(f'<div class="rag-text" lang="{esc(lang)}">{esc(shown)}</div>')
     else:
@@ -414,8 +436,8 @@ def render_panel(c: Citation | None, lang: str, nonce: int = 0, turn: int = -1,
     head = f'<div class="rag-panel-h"><h2 class="rag-panel-label">{esc(t(lang, "panel_title"))}</h2>'
     if c is None:
         return f'<div class="rag-panel rag-panel-empty">{head}</div>{hint}</div>'
-    rows = [(k, esc(v)) for k, v in (("outlet", c.outlet), ("date", c.published[:10]), ("author", c.author))
-            if v.strip()]
+    rows = [(k, esc(v)) for k, v in (("outlet", c.outlet), ("date", c.published[:10] or t(lang, "undated")),
+                                     ("author", c.author), ("also", c.also)) if v.strip()]
     url = safe_url(c.url)
     if url:
         rows.append(("link", f'<a class="rag-out" href="{esc(url)}" target="_blank" '

@@ -26,10 +26,10 @@ LOAD_JS = f"""(x, stored) => {{
   return [lang, stored];
 }}"""
 
-SAVE_LANG_JS = """(v) => {
+SAVE_LANG_JS = """(v, ...rest) => {
   try { localStorage.setItem('rag-lang', v); } catch (e) { /* private mode */ }
   document.documentElement.lang = v;
-  return v;
+  return [v, ...rest];
 }"""
 
 # question events: the language is read here, so asking before the page finished loading still uses it
@@ -68,8 +68,9 @@ const closePanel = () => {
 };
 const panelShown = () => {
   const p = q('#rag-panel .rag-panel.is-open');
-  if (!p || p.__ragSeen) return;
-  p.__ragSeen = true;
+  const nonce = p && p.className.match(/rag-nonce-\d+/);
+  if (!nonce || root.__ragSeen === nonce[0]) return;  // the page may morph the old panel in place
+  root.__ragSeen = nonce[0];
   const c = citeOf(p);
   root.__ragOpen = c;
   root.querySelectorAll('#rag-chat .is-current').forEach((b) => {
@@ -127,6 +128,12 @@ if (!root.__ragBound) {
   root.addEventListener('click', (e) => {
     const el = e.target instanceof Element ? e.target : null;
     if (!el) return;
+    const off = el.closest('.rag-time-off');
+    if (off) {  // the range chip's ×: ask the same question again without the question's dates
+      const t = off.className.match(/rag-t-(\d+)/);
+      if (t) { e.preventDefault(); root.__ragTrigger('click', {turn: +t[1], action: 'time-off'}); }
+      return;
+    }
     const cite = el.closest('.rag-cite, .rag-src');
     if (cite) {
       const c = citeOf(cite);

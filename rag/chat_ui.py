@@ -67,7 +67,7 @@ class ChatBackend(Protocol):
         ...
 
     def stream(self, question: str, history: Sequence[Turn] = (),
-               filters: Filters | None = None) -> Iterator[dict[str, Any]]: ...
+               filters: Filters | None = None, question_time: bool = True) -> Iterator[dict[str, Any]]: ...
 
     def save_feedback(self, record: dict[str, Any]) -> None: ...
 
@@ -180,7 +180,7 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         ]
 
     def respond(question: str, lang: str, conv: dict[str, Any], outlet: str, date_from: str, date_to: str,
-                request: gr.Request) -> Iterator[Any]:
+                request: gr.Request, question_time: bool = True) -> Iterator[Any]:
         lang = pick_lang(lang or "")
         q = (question or "").strip()
         if not q:
@@ -211,7 +211,7 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         yield "", msgs, conv, gr.update()
         text, final, last = "", None, 0.0
         try:
-            for ev in backend.stream(q, tuple(conv["turns"]), filters):
+            for ev in backend.stream(q, tuple(conv["turns"]), filters, question_time):
                 if ev.get("type") == "delta":
                     text += str(ev.get("text", ""))
                     msgs[-1] = {"role": "assistant", "content": render_streaming(text, lang)}
@@ -237,9 +237,24 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         msgs[-1] = {"role": "assistant", "content": render_answer(final, turn, lang)}
         yield "", msgs, conv, chat_store.dump(conv["answers"])
 
+    def without_time(lang: str, conv: dict[str, Any], outlet: str, date_from: str, date_to: str,
+                     request: gr.Request, evt: gr.EventData) -> Iterator[Any]:
+        """The range chip's ×: the same question again, its time words ignored (rag.timeline)."""
+        data = getattr(evt, "_data", None) or {}
+        try:
+            q = conv["answers"][int(data["turn"])].question if data.get("action") == "time-off" else ""
+        except (KeyError, IndexError, TypeError, ValueError):
+            q = ""
+        if not q:
+            yield gr.update(), gr.update(), gr.update(), gr.update()
+            return
+        yield from respond(q, lang, conv, outlet, date_from, date_to, request, question_time=False)
+
     def on_panel(conv: dict[str, Any], lang: str, evt: gr.EventData, request: gr.Request) -> list[Any]:
         """A click forwarded by the page: a citation (open it) or a thumb (store it, ask for a comment)."""
         data = getattr(evt, "_data", None) or {}
+        if data.get("action"):  # handled by without_time
+            return [gr.update(), gr.update(), gr.update(), gr.update(), gr.update()]
         try:
             answer: Answer = conv["answers"][int(data["turn"])]
         except (KeyError, IndexError, TypeError, ValueError):
@@ -275,7 +290,7 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
     def on_load(lang: str, stored: Any) -> list[Any]:
         lang = pick_lang(lang or "")
         conv = conv_from_answers(chat_store.load(stored), lang)
-        return [lang, conv["messages"], conv, *lang_updates(lang)]
+        return [lang, conv["messages"], conv, render_panel(None, lang), *lang_updates(lang)]
 
     def on_lang(lang: str, conv: dict[str, Any]) -> list[Any]:
         """The toggle: every label, and the messages kept so far, in the new language."""
@@ -343,6 +358,8 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         for b in examples:
             b.click(respond, [b, *ask_in], outs, **opts)
         panel.click(on_panel, [conv, lang], [panel, fb_group, fb_note, fb_comment, pending], show_progress="hidden")
+        panel.click(without_time, [lang, conv, outlet, date_from, date_to], outs, concurrency_limit=4,
+                    show_progress="hidden")
         fb_send.click(on_comment, [fb_comment, pending, conv, lang], [fb_group, fb_note, fb_comment, pending],
                       show_progress="hidden")
         fb_comment.submit(on_comment, [fb_comment, pending, conv, lang], [fb_group, fb_note, fb_comment, pending],
@@ -356,7 +373,8 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
                     *examples]
         # .input fires for the user's own choice only, which is what gets remembered
         lang.input(on_lang, [lang, conv], [chat, conv, panel, *labelled], js=SAVE_LANG_JS, show_progress="hidden")
-        demo.load(on_load, [browser, stored], [lang, chat, conv, *labelled], js=LOAD_JS, show_progress="hidden")
+        demo.load(on_load, [browser, stored], [lang, chat, conv, panel, *labelled], js=LOAD_JS,
+                  show_progress="hidden")
     return demo
 
 

@@ -49,6 +49,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["index_dir"] = args.index
     if getattr(args, "corpus", None):
         overrides["corpus"] = tuple(args.corpus)
+    if getattr(args, "now", None):
+        overrides["now"] = args.now
     return Settings.from_env(**overrides)
 
 
@@ -71,7 +73,14 @@ def cmd_index(args: argparse.Namespace) -> int:
                 _log(f"rag: {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
             _log(f"rag: --strict: {len(problems)} problem(s) in the corpus; nothing was indexed")
             return 3
-    report = build_index(settings, settings.corpus, settings.index_dir, rebuild=args.rebuild, progress=not args.quiet)
+    embedder = None
+    if args.engine == "ray":  # the model work runs in a Ray actor pool (rag.rayindex)
+        from rag.embed import load_embedder
+        from rag.rayindex import RayEmbedder
+
+        embedder = RayEmbedder(settings, load_embedder(settings), args.ray_workers, args.ray_address)
+    report = build_index(settings, settings.corpus, settings.index_dir, rebuild=args.rebuild, progress=not args.quiet,
+                         embedder=embedder)
     for p in report.problems:
         _log(f"rag: skipped {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
     for doc_id in report.kept:
@@ -168,12 +177,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     history = _history(args.history)
     queries = _read_jsonl_questions(args.batch) if args.batch else [{"id": None, "question": args.question}]
     for q in queries:
-        a = answer(retriever, q["question"], history=history, settings=settings, filters=filters)
+        a = answer(retriever, q["question"], history=history, settings=settings, filters=filters,
+                   question_time=not args.no_question_time)
         if args.json or args.batch:
             out = a.to_json()
             out["id"] = q["id"]
             _print_json(out)
             continue
+        if a.time:
+            print(f"({a.time['label']})")
         print(a.answer)
         for c in a.citations:
             print(f"  [{c.n}] {c.title or c.doc_id} ({c.chunk_id}, {c.start}-{c.end}): {c.quote}")
@@ -213,6 +225,42 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if "answers" in result:
             print(json.dumps(result["answers"], ensure_ascii=False, indent=1))
     return 0
+
+
+# ----------------------------------------------------------------- ingest
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import time
+
+    from rag.feeds import Fetcher
+    from rag.ingest import Ingestor, default_folder, parse_every, read_feed_list
+
+    feeds = list(args.feed or [])
+    for path in args.feeds or []:
+        feeds += read_feed_list(path)
+    if not feeds:
+        raise RagError("give --feed URL (repeatable) or --feeds FILE with one feed URL a line")
+    try:
+        every = parse_every(args.every) if args.watch else 0.0
+    except ValueError as e:
+        raise RagError(f"--every: {e}") from None
+    settings = _settings(args)
+    fetcher = Fetcher(timeout=args.timeout, retries=args.retries, backoff=args.backoff, min_interval=args.rate)
+    ingestor = Ingestor(settings, Path(args.into) if args.into else default_folder(settings), fetcher,
+                        log=(lambda m: None) if args.quiet else _log)
+    rounds = 0
+    while True:
+        report = ingestor.run(feeds, progress=not args.quiet)
+        rounds += 1
+        _log(f"rag: round {rounds}: {len(report.new)} new, {len(report.updated)} updated, {report.unchanged} "
+             f"unchanged, {len(report.duplicates)} duplicates, {len(report.problems)} problems "
+             f"({report.seconds:.1f}s) / 새 기사 {len(report.new)}건")
+        _print_json(report.to_json())
+        if not args.watch or (args.rounds and rounds >= args.rounds):
+            return 0
+        try:
+            time.sleep(every)
+        except KeyboardInterrupt:
+            return 0
 
 
 # ------------------------------------------------------------------ serve
@@ -258,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rebuild", action="store_true", help="ignore the previous index and embed everything")
     sp.add_argument("--strict", action="store_true", help="exit non-zero (3) if any file or line cannot be read")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="where the model runs: this process (default) or a Ray actor pool (pip install -e '.[ray]')")
+    sp.add_argument("--ray-address", default="", metavar="ADDR",
+                    help="Ray cluster to use (ray://head:10001 or auto); default: start a local Ray")
+    sp.add_argument("--ray-workers", type=int, default=0, metavar="N",
+                    help="actors, one model each (default: one per GPU, else one per CPU of the cluster)")
     sp.set_defaults(func=cmd_index)
 
     sp = sub.add_parser("search", help="retrieve passages for a question (hybrid dense + BM25)")
@@ -277,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", metavar="QUERIES.jsonl", help='one {"id","question"} per line; prints JSON lines')
     sp.add_argument("--history", metavar="FILE", help='previous turns: JSON list of {"role","content"}')
     filter_opts(sp)
+    sp.add_argument("--now", metavar="DATE", type=_iso_date,
+                    help='reference day for time words such as "지난주" / "last week" (default: RAG_NOW or today)')
+    sp.add_argument("--no-question-time", action="store_true",
+                    help='ignore time words in the question (search all dates) / 질문의 기간 조건 무시')
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("eval", help="Recall@1/5/10 and MRR@10 (and answer metrics) on a JSONL query set")
@@ -288,6 +346,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--answers", action="store_true", help="also measure answers and abstention (slower)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("ingest", help="fetch new articles from RSS/Atom feeds or news sitemaps and index them")
+    sp.add_argument("--feed", action="append", metavar="URL", help="RSS 2.0, Atom or Google News sitemap (repeatable)")
+    sp.add_argument("--feeds", action="append", metavar="FILE", help="text file with one feed URL a line")
+    sp.add_argument("--into", metavar="DIR", help="where fetched articles are stored (default: <corpus>/feeds)")
+    sp.add_argument("--corpus", action="append", metavar="PATH", help="the rest of the corpus (default ./corpus)")
+    index_opt(sp)
+    sp.add_argument("--watch", action="store_true", help="keep fetching every --every")
+    sp.add_argument("--every", default="15m", help="pause between rounds with --watch (e.g. 15m, 30s, 1h)")
+    sp.add_argument("--rounds", type=_int_in(0, 1_000_000), default=0, help=argparse.SUPPRESS)  # tests
+    sp.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    sp.add_argument("--retries", type=_int_in(0, 10), default=2, help="retries after timeouts and 5xx (default 2)")
+    sp.add_argument("--backoff", type=float, default=1.0, help="seconds before the first retry, doubled each time")
+    sp.add_argument("--rate", type=float, default=1.0, help="seconds between requests to one host (default 1)")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sp.set_defaults(func=cmd_ingest)
 
     sp = sub.add_parser("serve", help="start the chat page and JSON API")
     sp.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")

@@ -67,6 +67,9 @@ class Settings:
     # calibrated rule of rag.evidence (0 = the calibrated rule alone; e.g. 0.86 abstains more)
     min_answer_score: float = 0.0
     max_quotes: int = 3
+    # reference day for time words in questions ("지난주", "last week"), YYYY-MM-DD; "" = today.
+    # Fixed in tests and evaluations so that answers do not change with the calendar.
+    now: str = ""
 
     # --- optional LLM (any OpenAI-compatible chat endpoint)
     llm_base_url: str = ""  # e.g. http://127.0.0.1:8000/v1 ; empty = extractive answers only
@@ -99,6 +102,7 @@ class Settings:
     milvus_uri: str = ""  # a .db path runs Milvus Lite (embedded); http://host:19530 a Milvus server
     milvus_token: str = ""  # Milvus "user:password" or API token; empty for Milvus Lite
     milvus_collection: str = ""  # collection name; empty = made from the index folder's name
+    shared_state: bool = False  # replicas share rate-limit buckets in <data_dir>/ratelimit.sqlite
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:

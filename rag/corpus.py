@@ -42,6 +42,7 @@ from rag.text import detect_lang, normalize
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm")
 SUFFIXES = (*ARTICLE_SUFFIXES, ".jsonl")
 META_FIELDS = ("title", "url", "published", "outlet", "author", "lang")
+EXTRA_FIELDS = ("also",)  # optional; kept out of the sha256 when empty, so older indexes stay up to date
 _ALIASES = {"date": "published", "source": "outlet", "sitename": "outlet", "language": "lang"}
 
 
@@ -103,7 +104,7 @@ def _collect_meta(data: dict[str, Any], strict: bool = False) -> dict[str, str]:
     meta: dict[str, str] = {}
     for key, value in data.items():
         name = _ALIASES.get(str(key).lower(), str(key).lower())
-        if name in META_FIELDS and not meta.get(name):
+        if (name in META_FIELDS or name in EXTRA_FIELDS) and not meta.get(name):
             meta[name] = _meta_value(str(key), value, strict)
     if meta.get("published"):  # "2025. 8. 4.", "Aug 4, 2025" -> "2025-08-04"; anything else stays as written
         meta["published"] = iso_date(meta["published"]) or meta["published"]
@@ -248,10 +249,12 @@ def _finish(raw: _Raw, doc_id: str) -> Document | None:
     meta["lang"] = lang or detect_lang(meta["title"] + "\n" + body)
     header = metadata_header(meta)
     text = f"{header}\n\n{body}" if header else body
-    payload = json.dumps({"doc_id": doc_id, "text": text, **meta}, sort_keys=True, ensure_ascii=False)
+    extra = {k: raw.meta[k] for k in EXTRA_FIELDS if raw.meta.get(k)}
+    payload = json.dumps({"doc_id": doc_id, "text": text, **meta, **extra}, sort_keys=True, ensure_ascii=False)
     sha = hashlib.sha256(payload.encode()).hexdigest()
     body_start = len(header) + 2 if header else 0
-    return Document(doc_id=doc_id, text=text, source=raw.source, sha256=sha, body_start=body_start, **meta)
+    return Document(doc_id=doc_id, text=text, source=raw.source, sha256=sha, body_start=body_start, **meta,
+                    **extra)
 
 
 HEADER_LABELS = {

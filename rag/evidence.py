@@ -38,6 +38,7 @@ from rag.background import background_similarity
 from rag.config import Settings
 from rag.corpus import HEADER_LABELS
 from rag.followup import resolve
+from rag.nearmiss import asked_words, subject_names
 from rag.records import Hit, Turn
 from rag.retrieve import Filters, Retriever
 from rag.sentvec import sentence_texts
@@ -71,8 +72,11 @@ class Calibration:
 CALIBRATION = Calibration()
 SEM_TOP = 8  # sentences embedded for a question in another language than its passages (8 = 12 on seed+dialogues)
 W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
+W_ASK = 0.3  # the words that say what is asked (not the names), on top of ``lex``
 W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
-W_FIT = 0.25  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name)
+W_FIT = 0.6  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
+# W_FIT and W_ASK: 28/36 leads hold the evidence on the seed + dialogue first turns + the two
+# questions (0.25/0.0 before: 25/36); grid 0.25-0.6 x 0-1.0, see docs/answers.md
 MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
 MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
 
@@ -91,6 +95,7 @@ class Source:
     lang: str
     cos: float = 0.0
     lex: float = 0.0
+    ask: float = 0.0  # share of the asked words (not the names) the sentence holds
     sem: float | None = None
     fit: float = 0.0
     score: float = 0.0
@@ -108,6 +113,7 @@ class Evidence:
     meta: tuple[str, str, Hit, tuple[int, int] | None] | None = None  # field, value, hit, span
     qvec: Any = None
     baseline: dict[str, float] = field(default_factory=dict)  # typical cosine with text, per language
+    subject: str = ""  # the question's first name, as written (what it asks about)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def select(self, k: int) -> list[Source]:
@@ -123,7 +129,9 @@ class Evidence:
             return []
         lead = ranked[0]
         support = [
-            s for s in ranked[1 : max(1, k)] if s.score >= lead.score - SELECT_MARGIN and _supports(s, lead, self.lang)
+            s
+            for s in ranked[1 : max(1, k)]
+            if s.score >= lead.score - SELECT_MARGIN and _supports(s, lead, self.lang, self.subject)
         ]
         return [lead, *sorted(support, key=lambda s: (s.hit.chunk.doc_id, s.start))]
 
@@ -133,10 +141,17 @@ SUPPORT_LEX = 0.5  # ... and share this much of the question's (weighted) words
 SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
 
 
-def _supports(s: Source, lead: Source, lang: str) -> bool:
-    if s.lang == lang:
-        return s.lex >= SUPPORT_LEX
+def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
+    if subject and _has(lead.text, subject) and not _has(s.text, subject):
+        return False  # about another party than the one asked about ("카카오는 ..." for a 코난 question)
+    if s.lang == lang:  # shares the question's words, or the asked words next to the lead
+        same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
+        return s.lex >= SUPPORT_LEX or (same_passage and s.ask >= SUPPORT_LEX)
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
+
+
+def _has(text: str, name: str) -> bool:
+    return re.sub(r"\s+", "", name).casefold() in re.sub(r"\s+", "", text).casefold()
 
 
 def gather(
@@ -151,6 +166,7 @@ def gather(
     resolved = resolve(question, history)
     lang = detect_lang(question) or detect_lang(resolved) or "en"
     ev = Evidence(question, resolved, lang, [], [])
+    ev.subject = next(iter(subject_names(resolved, cross=False)), "")
     if resolved != question:
         ev.extra["resolved"] = True
     if not resolved.strip():
@@ -315,9 +331,11 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     own = token_set(ev.question)
     context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
     wants = answer_type(ev.resolved)
+    asked = asked_words(ev.resolved)
     for s in ev.sources:
         wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
         s.lex = overlap(own, token_set(s.text), context) if wordy else 0.0
+        s.ask = overlap(asked, token_set(s.text)) if wordy and asked else 0.0
         s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
         s.score = W_LEX * s.lex + W_COS * (s.cos - _base(ev, s)) + W_FIT * s.fit + W_HIT * s.hit.score
     cross = [s for s in ev.sources if s.lang != ev.lang and len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
@@ -339,7 +357,7 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
             sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
         base = _base(ev, s)  # makes cosines of both languages comparable
         s.score = W_LEX * s.lex + W_SEM * (sem - base) + W_COS * (s.cos - base) + W_FIT * s.fit
-        s.score += W_HIT * s.hit.score
+        s.score += W_HIT * s.hit.score + W_ASK * s.ask
 
 
 def _base(ev: Evidence, s: Source) -> float:

@@ -124,10 +124,9 @@ def _antecedent(prev_q: str, prev_a: str) -> str:
     # own names, plus the answer's name when it named exactly one: an answer that lists partners
     # ("코난테크놀로지는 ▲사이냅소프트 ▲알체라 ...") does not change whom the conversation is about
     asks_for_name = bool(_ASKS_FOR_NAME_RE.search(prev_q)) and bool(a_names) and not _owner(prev_q, q_names)
-    if asks_for_name or not q_names:
-        chosen = a_names[:1]
-    else:  # the one thing the answer named ("KT의 대표 LLM은?" -> ‘믿:음 2.0’), never a list of partners
-        chosen = q_names[:2] + (a_names if len(a_names) == 1 else [])
+    # the one thing the answer named ("KT의 대표 LLM은?" -> ‘믿:음 2.0’), never a list of partners
+    single = a_names if len(a_names) == 1 else []
+    chosen = a_names[:1] if asks_for_name or not q_names else q_names[:2] + single
     if chosen:
         return " ".join(chosen)
     topic = _ko_topic(prev_q) if has_hangul(prev_q) else ""

@@ -62,6 +62,8 @@ Write the answer in {language}, in at most {n} short sentences.
 End every sentence with the marker of the passage that supports it, like [1] or [2][3]. Use only the numbers \
 of the passages given.
 Write names and numbers exactly as the passages do; do not add facts that are not in the passages.
+When passages with different published dates disagree, lead with the newest and say that an earlier report \
+(its outlet and date) said otherwise, citing both; never give a date to a passage that has none.
 If the passages do not answer the question, reply with exactly this sentence and nothing else: {refusal}"""
 
 

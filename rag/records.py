@@ -25,6 +25,7 @@ class Document:
     source: str = ""  # path (and line) the document was read from
     sha256: str = ""  # of the normalised title + text + metadata
     body_start: int = 0  # text before this offset is the metadata header (title, outlet, author, date)
+    also: str = ""  # other outlets that published the same story ("테크데일리 (2025-08-14, URL); ..."; rag.dedup)
 
     def meta(self) -> dict[str, str]:
         """Document metadata without the body, as stored beside chunks."""
@@ -88,6 +89,7 @@ class Citation:
     published: str = ""
     passage: str = ""  # the whole chunk, for the UI's side panel
     passage_start: int = 0  # document offset of ``passage``
+    also: str = ""  # the same story from other outlets (the cited one published it first)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +121,7 @@ class Answer:
     mode: str = "extractive"  # or "llm"
     notice: str = ""  # e.g. why the LLM answer fell back to extractive
     resolved_question: str = ""  # the question after follow-up resolution
+    time: dict[str, Any] | None = None  # publication dates searched (rag.timeline.TimeScope + "label")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -137,6 +140,7 @@ class Answer:
             "understood_as": understood_as(self.question, self.resolved_question, self.lang),
             "short": self.extra.get("short"),  # {"text","start","end"}: the answer inside the lead quote
             "qualified": bool(self.extra.get("qualified")),  # "the articles say X, not the asked fact"
+            "time": self.time,
         }
 
 

@@ -28,6 +28,7 @@ from rag.crosslex import translatable
 from rag.indexfiles import Index
 from rag.records import Chunk, Hit
 from rag.text import detect_lang, tokens
+from rag.timeexpr import prefer_recent
 
 MODES = ("hybrid", "dense", "bm25")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -51,6 +52,7 @@ class Filters:
     outlet: str = ""  # exact outlet name, case-insensitive
     date_from: str = ""  # ISO date, inclusive; documents without a date are excluded
     date_to: str = ""  # ISO date, inclusive
+    recent: bool = False  # prefer newer articles among relevant ones ("latest", "최근"; rag.timeexpr)
 
     def active(self) -> bool:
         return bool(self.outlet or self.date_from or self.date_to)
@@ -99,10 +101,13 @@ class Retriever:
             if mode != "bm25"
             else None
         )
+        recent = bool(filters and filters.recent)
         out = []
         for i, q in enumerate(questions):
-            scored = self._rank(q, None if qvecs is None else qvecs[i], k, allowed, mode)
-            out.append([self._hit(r + 1, row, s) for r, (row, s) in enumerate(scored)])
+            # "latest": rank twice as many, then let newer ones move up by a small bonus (rag.timeexpr)
+            scored = self._rank(q, None if qvecs is None else qvecs[i], 2 * k if recent else k, allowed, mode)
+            hits = [self._hit(r + 1, row, s) for r, (row, s) in enumerate(scored)]
+            out.append(prefer_recent(hits)[:k] if recent else hits)
         return out
 
     def vector_of(self, row: int) -> np.ndarray:

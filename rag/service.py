@@ -13,6 +13,7 @@ either the old index or the new one, never a mix, and none waits for the load. F
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import threading
@@ -66,7 +67,9 @@ class FeedbackStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX)  # replicas sharing the file never interleave lines
                     f.write(line + "\n")
+                    f.flush()
             except OSError as e:
                 raise ApiError(500, f"cannot write feedback to {self.path}: {e.strerror or e}; "
                                "check RAG_DATA_DIR", "server_error") from None
@@ -86,7 +89,11 @@ class Service:
         self.settings = settings
         self.max_question_chars = settings.max_question_chars
         self.auth = Authenticator(settings)
-        self.limiter = RateLimiter(settings.rate_limit)
+        self.limiter: Any = RateLimiter(settings.rate_limit)
+        if settings.shared_state:  # replicas count one user's requests together (rag.sharedstate)
+            from rag.sharedstate import FILE, SharedRateLimiter
+
+            self.limiter = SharedRateLimiter(Path(settings.data_dir) / FILE, settings.rate_limit)
         self.feedback = FeedbackStore(Path(settings.data_dir) / "feedback.jsonl")
         self._retriever = retriever
         self._error = ""
@@ -241,18 +248,21 @@ class Service:
     def search(self, question: str, k: int, filters: Filters | None = None) -> list[Any]:
         return list(self.require().search(question, k, filters))
 
-    def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None) -> Answer:
+    def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+               question_time: bool = True) -> Answer:
         from rag.answer import answer
 
-        return answer(self.require(), question, tuple(history), settings=self.settings, filters=filters)
+        return answer(self.require(), question, tuple(history), settings=self.settings, filters=filters,
+                      question_time=question_time)
 
     def stream(
-        self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None
+        self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
+        question_time: bool = True,
     ) -> Iterator[dict[str, Any]]:
         from rag.answer import stream_answer
 
         yield from stream_answer(self.require(), question, tuple(history), settings=self.settings,
-                                 filters=filters)
+                                 filters=filters, question_time=question_time)
 
     def save_feedback(self, record: dict[str, Any]) -> None:
         self.feedback.add(record)

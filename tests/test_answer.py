@@ -98,10 +98,12 @@ def test_english_answer_and_json_contract(small: tuple[Retriever, dict]) -> None
     assert set(j["sentences"][0]) == {"text", "citations", "supported"}
 
 
-def test_quotes_follow_source_order_and_markers_follow_sentences(small: tuple[Retriever, dict]) -> None:
+def test_lead_first_then_support_in_source_order_and_markers_follow_sentences(
+    small: tuple[Retriever, dict],
+) -> None:
     retriever, _ = small
     a = answer(retriever, "부산 폭우 피해와 기상청 전망은?")
-    starts = [(c.doc_id, c.start) for c in a.citations]
+    starts = [(c.doc_id, c.start) for c in a.citations[1:]]  # the lead is first, its support follows
     assert starts == sorted(starts)
     for c in a.citations:  # each quote is immediately followed by its marker
         assert f"{c.quote} [{c.n}]" in a.answer
@@ -112,7 +114,10 @@ def test_english_question_over_korean_source_quotes_korean(small: tuple[Retrieve
     a = answer(retriever, "How many tunnels were closed in Busan because of the heavy rain?")
     assert_grounded(a, docs)
     assert a.lang == "en"
-    assert a.answer.startswith(SOURCE_LANG_NOTE[("en", "ko")])
+    facts, note = a.answer.splitlines()[:2]
+    assert facts == "In the Korean source: 3 [1]"  # "세 곳", language-independent and first
+    assert note == SOURCE_LANG_NOTE[("en", "ko")]
+    assert a.extra["short"]["text"] == "세 곳"
     for c in a.citations:  # quoted as written, in Korean: no invented translation
         assert re.search("[가-힣]", c.quote)
         assert c.quote in a.answer

@@ -180,9 +180,10 @@ class Session:
     """One browser context with a request log, console errors and dialogs recorded."""
 
     def __init__(self, browser: Browser, shots: Path, locale: str = "en-US",
-                 viewport: tuple[int, int] = (1280, 800)) -> None:
+                 viewport: tuple[int, int] = (1280, 800), scheme: str = "light") -> None:
         self.ctx: BrowserContext = browser.new_context(
-            locale=locale, viewport={"width": viewport[0], "height": viewport[1]})
+            locale=locale, viewport={"width": viewport[0], "height": viewport[1]},
+            color_scheme=scheme)  # type: ignore[arg-type]
         self.requests: list[str] = []
         self.failed: list[str] = []
         self.dialogs: list[str] = []
@@ -213,8 +214,8 @@ def new_session(browser: Browser, tmp_path: Path) -> Iterator[Any]:
     """``new_session(locale, viewport)``; afterwards: no request left 127.0.0.1, no dialog opened."""
     made: list[Session] = []
 
-    def make(locale: str = "en-US", viewport: tuple[int, int] = (1280, 800)) -> Session:
-        made.append(Session(browser, tmp_path, locale, viewport))
+    def make(locale: str = "en-US", viewport: tuple[int, int] = (1280, 800), scheme: str = "light") -> Session:
+        made.append(Session(browser, tmp_path, locale, viewport, scheme))
         return made[-1]
 
     yield make
@@ -333,21 +334,37 @@ def test_language_switch_examples_follow_up_copy_feedback(session: Session, stac
     page.wait_for_function("() => document.querySelector('.rag-copy.is-done')")
     copied = page.evaluate("navigator.clipboard.readText()")
     assert "경찰청" in copied and "[1]" in copied and "<" not in copied
-    # thumbs up on the KT answer (the 4th chat message), stored with question, answer and citations
-    bot = page.locator("#rag-chat .message-row.bot-row, #rag-chat .bot-row")
-    like = page.locator("#rag-chat button[aria-label='Like'], #rag-chat button[title='Like']")
-    assert like.count() >= 2, bot.count()
-    like.nth(1).click()
+    assert "“" in copied and "출처:" in copied  # the quoted sentences come along
+    page.wait_for_function("() => document.querySelector('#rag-live').textContent === '복사됨'")
+    # thumbs up on the KT answer, then a comment: both stored with question, answer and citations
+    answer.locator(".rag-fb-up").click()
+    page.locator("#rag-feedback").get_by_text("고맙습니다").wait_for(timeout=10_000)
+    page.fill("#rag-comment textarea", "출처가 정확해요")
+    page.click("#rag-comment-send")
+    page.locator("#rag-feedback").get_by_text("의견 고맙습니다").wait_for(timeout=10_000)
     feedback = stack["data"] / "feedback.jsonl"
-    deadline = time.monotonic() + 10
-    while not feedback.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    rec = json.loads(feedback.read_text(encoding="utf-8").splitlines()[-1])
-    assert rec["rating"] == "up" and rec["question"] == KO_Q and rec["citations"] and rec["via"] == "chat"
-    # remembered for the next visit
+    recs = [json.loads(x) for x in feedback.read_text(encoding="utf-8").splitlines()]
+    mine = [r for r in recs if r["question"] == KO_Q and r["via"] == "chat"]
+    assert [r["rating"] for r in mine[-2:]] == ["up", "up"] and mine[-1]["comment"] == "출처가 정확해요"
+    assert mine[-1]["citations"] and "경찰청" in mine[-1]["answer"]
+    # no thumbs under anything but answers; one clear control
+    assert page.locator("#rag-chat .rag-error .rag-fb, #rag-chat .rag-q .rag-fb").count() == 0
+    assert page.locator("#rag-chat .icon-button-wrapper.top-panel:visible").count() == 0
+    # the language and the conversation are remembered for the next visit
     page.reload()
     page.wait_for_selector("#rag-box textarea")
     wait_label(page, "보내기")
+    page.locator(".rag-answer").filter(has_text="경찰청").first.wait_for(timeout=15_000)
+    assert page.locator(".rag-q").count() == 3
+    # which a "new conversation" forgets, also after a reload
+    page.click("#rag-new")
+    page.wait_for_function("() => document.querySelectorAll('.rag-q').length === 0")
+    page.wait_for_timeout(300)
+    page.reload()
+    page.wait_for_selector("#rag-box textarea")
+    wait_label(page, "보내기")
+    page.wait_for_timeout(1000)
+    assert page.locator(".rag-q").count() == 0
     session.shot("language-switched")
 
 
@@ -372,6 +389,22 @@ def test_markup_in_articles_and_questions_stays_text(session: Session, stack: di
     session.shot("xss")
 
 
+def test_question_range_shown_and_removed_with_one_click(session: Session, stack: dict[str, Any]) -> None:
+    page = session.page
+    open_chat(page, stack["urls"]["main"] + "/")
+    msg = ask(page, "What did Zorblax Corporation unveil in May 2024?")
+    chip = msg.locator(".rag-time")
+    assert "2024-05-01 ~ 2024-05-31" in chip.inner_text()
+    assert "2024-05-01" in msg.locator(".rag-sources").inner_text()  # the citation's date
+    chip.locator(".rag-time-off").click()
+    again = page.locator(".rag-answer, .rag-abstain, .rag-error")
+    page.wait_for_function("() => document.querySelectorAll('.rag-answer, .rag-abstain, .rag-error').length >= 2",
+                           timeout=60_000)
+    assert again.nth(1).locator(".rag-time").count() == 0  # asked again over all dates
+    assert page.locator(".rag-q").last.inner_text().startswith("What did Zorblax Corporation unveil in May 2024?")
+    session.shot("time-range-removed")
+
+
 def test_llm_answer_marks_unsupported_sentences(session: Session, stack: dict[str, Any]) -> None:
     page = session.page
     open_chat(page, stack["urls"]["llm"] + "/")
@@ -381,6 +414,173 @@ def test_llm_answer_marks_unsupported_sentences(session: Session, stack: dict[st
     assert "화성" in bad.inner_text() and "경찰청" not in bad.inner_text()
     assert msg.locator(".rag-legend").is_visible() and msg.locator(".rag-cite").count() >= 2
     session.shot("llm-unsupported")
+
+
+# ----------------------------------------------------------------- accessibility, language, filters, docs
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+DESKTOP, PHONE = (1366, 900), (390, 844)
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations on the page, one line each."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.wait_for_timeout(400)  # let transitions settle: axe measures colours as they are now
+    result = Axe().run(page, options=WCAG_AA)
+    return [f"{v['id']}: {[n['target'] for n in v['nodes']][:5]} {v['nodes'][0]['failureSummary'][:300]}"
+            for v in result.response["violations"]]
+
+
+TYPO_JS = """(sel) => { const s = getComputedStyle(document.querySelector(sel));
+  return {wordBreak: s.wordBreak, synthesis: s.fontSynthesis, fontStyle: s.fontStyle, family: s.fontFamily}; }"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_nothing_on_desktop_and_phone(new_session: Any, stack: dict[str, Any], scheme: str) -> None:
+    """WCAG 2.1 AA: idle, after an answer and with the source panel open; Korean typography by computed style."""
+    for viewport, locale, question in ((DESKTOP, "ko-KR", KO_Q), (PHONE, "en-US", EN_Q)):
+        s = new_session(locale=locale, viewport=viewport, scheme=scheme)
+        page = s.page
+        open_chat(page, f"{stack['urls']['main']}/?__theme={scheme}")
+        wait_label(page, "보내기" if locale == "ko-KR" else "Send")
+        where = f"{scheme} {viewport} {locale}"
+        assert page.evaluate("document.documentElement.lang") == locale[:2]
+        assert axe_violations(page) == [], f"idle, {where}"
+        msg = ask(page, question)
+        if viewport == DESKTOP:
+            ask(page, NO_Q, n=2)  # a refusal on screen too
+        assert axe_violations(page) == [], f"after an answer, {where}"
+        msg.locator(".rag-cite").first.click()
+        page.locator("#rag-panel mark").wait_for(timeout=10_000)
+        assert axe_violations(page) == [], f"source panel open, {where}"
+        s.shot(f"axe-{scheme}-{viewport[0]}")
+        # typography: whole words, no synthetic italic, a CJK font first that fonts-noto-cjk provides
+        shown = [".rag-answer .rag-text", "#rag-panel .rag-passage"]
+        for sel in [*shown, ".rag-abstain .rag-text"] if viewport == DESKTOP else shown:
+            style = page.evaluate(TYPO_JS, sel)
+            assert style["wordBreak"] == "keep-all" and style["fontStyle"] == "normal", (sel, style)
+            assert style["synthesis"] == "none" and "Noto Sans CJK KR" in style["family"], (sel, style)
+        if locale == "ko-KR":
+            assert page.evaluate("document.fonts.check('16px \"Noto Sans CJK KR\"', '카카오는')"), \
+                "fonts-noto-cjk is not installed"
+        s.close()
+
+
+def test_keyboard_only(new_session: Any, stack: dict[str, Any]) -> None:
+    """Ask, move between citations, open the panel, step, close with Escape, focus back on the [n]."""
+    s = new_session(locale="ko-KR", viewport=DESKTOP)
+    page = s.page
+    open_chat(page, stack["urls"]["main"] + "/")
+    wait_label(page, "보내기")
+    box = page.locator("#rag-box textarea")
+    assert page.get_by_role("textbox", name="질문", exact=True).count() == 1  # not "Textbox"
+    assert box.get_attribute("maxlength") == "2000"
+    box.focus()
+    page.keyboard.type(KO_Q)
+    page.keyboard.press("Enter")
+    msg = page.locator(".rag-answer").first
+    msg.wait_for(timeout=60_000)
+    cites = msg.locator(".rag-cite")
+    assert cites.count() >= 2
+    assert (cites.first.get_attribute("aria-label") or "").startswith("출처 1 보기: ")
+    assert cites.first.get_attribute("aria-controls") == "rag-panel"
+    # messages are read as their text, not as markup
+    labels = page.eval_on_selector_all("#rag-chat [aria-label]", "els => els.map(e => e.getAttribute('aria-label'))")
+    assert not [x for x in labels if "<" in x], labels
+    # Tab from the box reaches the first citation, then the second
+    for _ in range(60):
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("document.activeElement.matches('.rag-answer .rag-cite.rag-n-1')"):
+            break
+    else:
+        pytest.fail("Shift+Tab never reached citation [1]")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.matches('.rag-cite.rag-n-2')")
+    page.keyboard.press("Enter")
+    page.locator("#rag-panel .rag-panel.rag-n-2 mark").wait_for(timeout=10_000)
+    page.wait_for_function("() => document.activeElement.matches('.rag-panel-title')")
+    page.wait_for_function("() => document.querySelector('#rag-live').textContent.startsWith('출처 [2] 열림')")
+    assert page.locator("#rag-chat .rag-cite.rag-n-2.is-current[aria-current='true']").count() == 1
+    # the highlighted sentence is scrolled into the passage's view
+    inside = page.evaluate("""() => { const p = document.querySelector('.rag-passage').getBoundingClientRect();
+        const m = document.querySelector('.rag-passage mark').getBoundingClientRect();
+        return m.top >= p.top - 1 && m.top < p.bottom; }""")
+    assert inside
+    # previous source, by keyboard
+    page.locator("#rag-panel .rag-step").first.focus()
+    page.keyboard.press("Enter")
+    page.locator("#rag-panel .rag-panel.rag-n-1 mark").wait_for(timeout=10_000)
+    assert "[1] / " in page.inner_text("#rag-panel .rag-panel-nav")
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.querySelector('#rag-panel .rag-panel.is-open')")
+    assert page.evaluate("document.activeElement.matches('.rag-answer .rag-n-1')")
+    s.shot("keyboard")
+    # on a phone, Escape closes the bottom sheet and focus returns to the citation too
+    phone = new_session(locale="en-US", viewport=PHONE)
+    open_chat(phone.page, stack["urls"]["main"] + "/")
+    ask(phone.page, EN_Q).locator(".rag-cite").first.click()
+    phone.page.locator("#rag-side .rag-panel.is-open").wait_for(timeout=10_000)
+    phone.page.keyboard.press("Escape")
+    phone.page.wait_for_function("() => !document.querySelector('#rag-panel .rag-panel.is-open')")
+    assert not phone.page.locator("#rag-side").is_visible()
+    assert phone.page.evaluate("document.activeElement.matches('.rag-answer .rag-cite')")
+
+
+@pytest.mark.parametrize(("locale", "lang"), [("ko-KR", "ko"), ("en-US", "en")])
+def test_asking_at_once_after_load_speaks_the_page_language(new_session: Any, stack: dict[str, Any],
+                                                             locale: str, lang: str) -> None:
+    """The race: the question is sent as soon as the box exists, before the page has set its labels."""
+    page = new_session(locale=locale).page
+    page.goto(stack["urls"]["main"] + "/")
+    page.wait_for_selector("#rag-box textarea", timeout=30_000)
+    page.fill("#rag-box textarea", NO_Q)  # an English question: the refusal is still in the page language
+    page.press("#rag-box textarea", "Enter")
+    msg = page.locator(".rag-abstain").first
+    msg.wait_for(timeout=60_000)
+    wait_label(page, {"ko": "보내기", "en": "Send"}[lang])
+    text = msg.inner_text()
+    if lang == "ko":
+        assert "기사에서" in text and "복사" in text and "could not" not in text and "Copy" not in text, text
+        assert page.locator("#rag-lang input[value='ko']").is_checked()
+    else:
+        assert "could not find" in text and "Copy" in text and "기사" not in text, text
+    assert page.evaluate("document.documentElement.lang") == lang
+    # the page's own words are all in that language (article titles in examples may be either)
+    for sel in ("#rag-title", "#rag-panel", "#rag-new", "#rag-filters", "#rag-send"):
+        words = page.inner_text(sel)
+        hangul = any("가" <= ch <= "힣" for ch in words)
+        assert hangul == (lang == "ko"), (sel, words)
+    placeholder = page.get_attribute("#rag-box textarea", "placeholder") or ""
+    assert any("가" <= ch <= "힣" for ch in placeholder) == (lang == "ko"), placeholder
+
+
+def test_outlet_and_date_filters_are_removable_chips(session: Session, stack: dict[str, Any]) -> None:
+    page = session.page
+    open_chat(page, stack["urls"]["main"] + "/")
+    wait_label(page, "Send")
+    assert "2 articles" in page.inner_text("#rag-title")  # the coverage line, from /api/info
+    page.click("#rag-filters button, #rag-filters .label-wrap")
+    page.fill("#rag-from textarea, #rag-from input", "2030-01-01")
+    page.locator("#rag-from textarea, #rag-from input").press("Tab")
+    chip = page.locator("#rag-chips .rag-chip")
+    chip.first.wait_for(timeout=10_000)
+    assert "2030-01-01" in chip.first.inner_text()
+    assert "rag-abstain" in (ask(page, XSS_Q).get_attribute("class") or "")  # nothing published after 2030
+    page.click("#rag-chips .rag-chip-from")
+    page.wait_for_function("() => !document.querySelector('#rag-chips .rag-chip')")
+    assert page.input_value("#rag-from textarea, #rag-from input") == ""
+    assert "rag-answer" in (ask(page, XSS_Q, n=2).get_attribute("class") or "")
+    session.shot("filters")
+
+
+def test_api_docs_work_offline(session: Session, stack: dict[str, Any]) -> None:
+    page = session.page
+    page.goto(stack["urls"]["main"] + "/docs")
+    page.locator(".swagger-ui .info .title").wait_for(timeout=30_000)
+    page.get_by_text("/api/ask").first.wait_for(timeout=10_000)
+    assert any(u.endswith("/docs-assets/swagger-ui-bundle.js") for u in session.requests)
+    session.shot("docs")  # the fixture asserts that no request left 127.0.0.1
 
 
 # ----------------------------------------------------------------- embedding

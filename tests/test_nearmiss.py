@@ -44,7 +44,10 @@ def test_answer_type(question: str, kind: str) -> None:
 
 
 def test_short_span_picks_the_date_near_the_asked_words() -> None:
-    for q in ("When will the first-stage evaluation that cuts five teams to four take place?", "1차 단계 평가는 언제야?"):
+    for q in (
+        "When will the first-stage evaluation that cuts five teams to four take place?",
+        "1차 단계 평가는 언제야?",
+    ):
         s = short_span(q, FIRST_STAGE)
         assert s is not None and s.text == "12월 말" == FIRST_STAGE[s.start : s.end]
     s = short_span("협약은 언제 체결하나?", FIRST_STAGE)
@@ -67,9 +70,17 @@ def test_english_renderings_of_korean_dates_and_amounts() -> None:
 
 def test_gap_subject_absent_and_fact_missing() -> None:
     doc = _doc()
-    g = gap("삼성SDS는 어떤 컨소시엄에 참여했나?", "컨소시엄 구성에 참여한 기업들 역시 열심히 준비했다.", 0.85, [doc], cross=False)
+    g = gap(
+        "삼성SDS는 어떤 컨소시엄에 참여했나?",
+        "컨소시엄 구성에 참여한 기업들 역시 열심히 준비했다.",
+        0.85,
+        [doc],
+        cross=False,
+    )
     assert g is not None and g.kind == "subject"
-    g = gap("KT 컨소시엄에는 몇 개 기관이 참여했나요?", "KT 역시 유력한 후보로 꼽혔으나 탈락했다.", 0.85, [doc], cross=False)
+    g = gap(
+        "KT 컨소시엄에는 몇 개 기관이 참여했나요?", "KT 역시 유력한 후보로 꼽혔으나 탈락했다.", 0.85, [doc], cross=False
+    )
     assert g is not None and g.kind == "fact" and g.subject == "KT"
     lead = "KT는 컨소시엄을 솔트룩스 등 18개 기관으로 구성했었다."
     assert gap("KT 컨소시엄에는 몇 개 기관이 참여했나요?", lead, 0.85, [doc], cross=False) is None
@@ -78,7 +89,9 @@ def test_gap_subject_absent_and_fact_missing() -> None:
 def test_followup_keeps_the_users_subject_not_the_answers_partners() -> None:
     history = [
         Turn("user", "코난테크놀로지는 어떤 컨소시엄을 구성했나?"),
-        Turn("assistant", "코난테크놀로지는 ▲사이냅소프트 ▲알체라 ▲페블러스 등 총 8개 기관으로 컨소시엄을 구성했다. [1]"),
+        Turn(
+            "assistant", "코난테크놀로지는 ▲사이냅소프트 ▲알체라 ▲페블러스 등 총 8개 기관으로 컨소시엄을 구성했다. [1]"
+        ),
     ]
     assert resolve("그 회사의 향후 계획은?", history) == "코난테크놀로지 회사의 향후 계획은?"
     history = [
@@ -138,3 +151,27 @@ def test_understood_as_is_shown_for_a_rewritten_followup(seed_retriever: Any) ->
     assert "이렇게 이해했습니다: 코난테크놀로지 회사의 향후 계획은?" in render_answer(a, 1, "ko")
     assert "사이냅소프트" not in a.citations[0].quote
     assert answer(seed_retriever, "코난테크놀로지는 어떤 컨소시엄을 구성했나?").to_json()["understood_as"] == ""
+
+
+def test_chat_page_bolds_the_short_span_and_shows_the_resolved_question() -> None:
+    from rag.records import Answer, Citation, Sentence
+
+    quote = "KT는 <b>18개 기관</b>으로 구성했었다."
+    c = Citation(n=1, doc_id="d", chunk_id="d#0", title="t", url="", quote=quote, start=100, end=100 + len(quote))
+    i = quote.index("18개")
+    a = Answer(
+        question="그 회사는 몇 개 기관과 함께했어?",
+        lang="ko",
+        answer=f"{quote} [1]",
+        abstained=False,
+        citations=(c,),
+        sentences=(Sentence(f"{quote} [1]", (1,), True),),
+        resolved_question="KT 회사는 몇 개 기관과 함께했어?",
+        extra={"short": {"text": "18개", "start": 100 + i, "end": 100 + i + 3}},
+    )
+    html = render_answer(a, 0, "ko")
+    assert "<strong>18개</strong>" in html and "&lt;b&gt;" in html and "<b>" not in html  # escaped around it
+    assert "이렇게 이해했습니다: KT 회사는 몇 개 기관과 함께했어?" in html
+    assert "Understood as: KT 회사는" in render_answer(a, 0, "en")
+    wrong = Answer(**{**a.__dict__, "extra": {"short": {"text": "19개", "start": 100 + i, "end": 100 + i + 3}}})
+    assert "<strong>" not in render_answer(wrong, 0, "ko")  # never bold text that is not the source's

@@ -1,0 +1,53 @@
+"""``rag index --engine ray`` on a real local Ray (2 CPUs): the index equals the local one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.indexfiles import load_index
+
+CORPUS = Path(__file__).parent / "data" / "belebele12.jsonl"
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Any:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_index_equals_local(tmp_path: Path, settings: Settings, embedder: Any, ray_local: Any) -> None:
+    from rag.index import build_index
+    from rag.rayindex import RayEmbedder
+
+    rows = CORPUS.read_text(encoding="utf-8").splitlines()
+    corpus = tmp_path / "six.jsonl"  # 4 Korean and 2 English articles
+    corpus.write_text("\n".join(rows[:4] + rows[8:10]) + "\n", encoding="utf-8")
+    local = build_index(settings, [corpus], tmp_path / "local", progress=False, embedder=embedder)
+    remote = RayEmbedder(settings, embedder, workers=2)
+    report = build_index(settings, [corpus], tmp_path / "ray", progress=False, embedder=remote)
+    assert remote.workers == 2 and remote.encoded >= report.chunks == local.chunks > 6
+    a, b = load_index(tmp_path / "local", settings), load_index(tmp_path / "ray", settings)
+    assert [(c.chunk_id, c.text, c.start, c.end) for c in a.chunks] == [(c.chunk_id, c.text, c.start, c.end)
+                                                                         for c in b.chunks]
+    assert np.min(np.sum(a.vectors() * b.vectors(), axis=1)) > 1 - 1e-4
+    assert a.sentences is not None and b.sentences is not None
+    assert np.array_equal(a.sentences.offsets, b.sentences.offsets)
+    sa, sb = a.sentences.vectors.astype(np.float32), b.sentences.vectors.astype(np.float32)
+    assert len(sa) > 0 and np.min(np.sum(sa * sb, axis=1)) > 1 - 1e-3  # float16 on disk
+    assert a.terms is not None and b.terms is not None and a.terms.terms == b.terms.terms
+    for q in (["냉전", "소련"], ["greek", "politicians"], ["없는말"]):
+        assert np.array_equal(a.lexical.term_scores(q), b.lexical.term_scores(q))
+    manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["embedding"]["checksum"] == a.manifest["embedding"]["checksum"]
+    # an unchanged corpus embeds nothing, on Ray as locally
+    again = build_index(settings, [corpus], tmp_path / "ray", progress=False, embedder=remote)
+    assert again.up_to_date and again.embedded == 0
