@@ -32,6 +32,7 @@ from rag.crosslex import TermVectors
 from rag.crosslex import build as build_terms
 from rag.errors import IndexStoreError
 from rag.indexfiles import FORMAT, Index, load_index, write_files
+from rag.indexlock import locked
 from rag.lexical import Lexical
 from rag.records import Chunk, Document
 from rag.sentvec import SentenceVectors, assemble, embed_chunks
@@ -90,6 +91,7 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@locked  # one writer per index; leftovers of killed builds removed first (rag.indexlock)
 def build_index(
     settings: Settings,
     corpus: Sequence[str | Path],

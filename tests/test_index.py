@@ -326,3 +326,45 @@ def test_previous_format_is_refused_with_the_fix_and_upgraded_by_rag_index(
     r = build_index(settings, [corpus], built, progress=False, embedder=embedder)
     assert not r.up_to_date and r.embedded == r.chunks
     assert json.loads((built / "manifest.json").read_text())["format"] == "rag-index/2"
+
+
+# ----------------------------------------------------------------- one writer, no leftovers (issue 17)
+def test_a_second_writer_fails_fast_naming_the_holder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from rag.errors import IndexStoreError
+    from rag.indexlock import index_lock, writer_active
+
+    index = tmp_path / "index"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from rag.indexlock import index_lock\n"
+        f"with index_lock(Path({str(index)!r})):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert writer_active(index)
+        with pytest.raises(IndexStoreError, match=rf"PID {holder.pid}\b"), index_lock(index):
+            pass
+    finally:
+        holder.kill()  # kill -9: the kernel drops the lock with the process
+        holder.wait()
+    assert not writer_active(index)
+    with index_lock(index):
+        assert writer_active(index)
+
+
+def test_leftovers_of_killed_builds_are_removed(tmp_path: Path) -> None:
+    from rag.indexlock import index_lock
+
+    index = tmp_path / "index"
+    (tmp_path / ".index.tmp-12345").mkdir()
+    (tmp_path / ".index.tmp-12345" / "vectors.faiss").write_bytes(b"x" * 100)
+    (tmp_path / "index.old").mkdir()  # killed between the swap's two renames: old aside, new not in
+    (tmp_path / "index.old" / "manifest.json").write_text("{}")
+    with index_lock(index):
+        assert (index / "manifest.json").is_file()  # the previous index is back
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
+    (tmp_path / "index.old").mkdir()  # killed after the swap, before the old one was deleted
+    with index_lock(index):
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
