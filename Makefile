@@ -39,9 +39,10 @@ browser:
 		echo "chromium not installed: browser tests will be skipped"; }
 
 # The long reliability suite: kill -9 at >= 20 points of a build, the hostile corpus, and a load
-# test of 50 users for 60 s (p50/p95/p99 and errors as JSON; p95 < 2 s, memory growth <= 20%).
+# test of 50 users for 60 s (p50/p95/p99 and errors as JSON; p95 < 2 s, memory growth <= 20%),
+# schemathesis against /openapi.json.
 soak: setup
-	RAG_SOAK=1 $(BIN)/python -m pytest -q -s tests/test_faults.py tests/test_hostile.py tests/test_load.py tests/test_api_edges.py
+	RAG_SOAK=1 $(BIN)/python -m pytest -q -s tests/test_faults.py tests/test_hostile.py tests/test_load.py tests/test_schema.py tests/test_api_edges.py
 
 lint: setup
 	$(BIN)/ruff check rag tests bench ui.py

@@ -68,6 +68,7 @@ def _kill_when(proc: subprocess.Popen[bytes], index: Path, point: tuple[Any, ...
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not SOAK, reason="make soak (RAG_SOAK=1): not yet timed within make test's budget")
 def test_kill_9_anywhere_leaves_old_or_new_never_a_mix(settings: Settings, embedder: Any, tmp_path: Path) -> None:
     s = replace(settings, index_dir=str(tmp_path / "index"))
     corpus = write_corpus(tmp_path / "corpus", ARTICLES)
