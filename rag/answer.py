@@ -106,9 +106,10 @@ def _run(
     settings = settings or retriever.settings
     published = [m.get("published", "") for m in retriever.index.docs.values()]
     filters, ts = timeline.scope(question, filters, settings.now, question_time, published)
-    for event in _answer_events(retriever, question, history, settings, filters, stream):
+    asked = timeline.without_time_words(question, ts)
+    for event in _answer_events(retriever, asked, history, settings, filters, stream):
         if event["type"] == "answer":
-            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts, retriever.index.docs)}
+            event = {"type": "answer", "answer": timeline.finish(event["answer"], ts, retriever.index.docs, question)}
         yield event
 
 
@@ -183,7 +184,12 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         return abstention(ev, notice)
     lead = chosen[0]
     missing = nearmiss.gap(
-        ev.resolved, lead.text, lead.sem, [h.chunk.text for h in ev.hits], cross=lead.lang != ev.lang
+        ev.resolved,
+        lead.text,
+        lead.sem,
+        [h.chunk.text for h in ev.hits],
+        cross=lead.lang != ev.lang,
+        lead_passage=lead.hit.chunk.text,
     )
     if missing is not None:
         about = _about_subject(ev, missing.subject) if missing.kind == "fact" else None

@@ -26,10 +26,10 @@ LOAD_JS = f"""(x, stored) => {{
   return [lang, stored];
 }}"""
 
-SAVE_LANG_JS = """(v) => {
+SAVE_LANG_JS = """(v, ...rest) => {
   try { localStorage.setItem('rag-lang', v); } catch (e) { /* private mode */ }
   document.documentElement.lang = v;
-  return v;
+  return [v, ...rest];
 }"""
 
 # question events: the language is read here, so asking before the page finished loading still uses it

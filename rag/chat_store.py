@@ -25,7 +25,8 @@ def answer_from_json(data: dict[str, Any]) -> Answer:
     return Answer(question=str(data["question"]), lang=str(data.get("lang", "")), answer=str(data["answer"]),
                   abstained=bool(data["abstained"]), citations=cites, sentences=sents,
                   id=str(data.get("id") or ""), mode=str(data.get("mode", "extractive")),
-                  notice=str(data.get("notice", "")), resolved_question=str(data.get("resolved_question", "")))
+                  notice=str(data.get("notice", "")), resolved_question=str(data.get("resolved_question", "")),
+                  extra={k: data[k] for k in ("short", "qualified") if data.get(k)})
 
 
 def dump(answers: list[Answer]) -> dict[str, Any]:

@@ -72,9 +72,11 @@ class Calibration:
 CALIBRATION = Calibration()
 SEM_TOP = 8  # sentences embedded for a question in another language than its passages (8 = 12 on seed+dialogues)
 W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
-W_ASK = 0.0  # the words that say what is asked (not the names), on top of ``lex``
+W_ASK = 0.3  # the words that say what is asked (not the names), on top of ``lex``
 W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
-W_FIT = 0.25  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name)
+W_FIT = 0.6  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
+# W_FIT and W_ASK: 28/36 leads hold the evidence on the seed + dialogue first turns + the two
+# questions (0.25/0.0 before: 25/36); grid 0.25-0.6 x 0-1.0, see docs/answers.md
 MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
 MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
 
@@ -142,8 +144,9 @@ SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's ow
 def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
     if subject and _has(lead.text, subject) and not _has(s.text, subject):
         return False  # about another party than the one asked about ("카카오는 ..." for a 코난 question)
-    if s.lang == lang:
-        return s.lex >= SUPPORT_LEX
+    if s.lang == lang:  # shares the question's words, or the asked words next to the lead
+        same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
+        return s.lex >= SUPPORT_LEX or (same_passage and s.ask >= SUPPORT_LEX)
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
 
 

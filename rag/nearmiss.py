@@ -22,11 +22,12 @@ is not in the sentence. Thresholds are chosen on whole sets (``docs/answers.md``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.followup import names
+from rag.followup import names as _all_names
 from rag.support import answer_type, fits, token_set
 
 # words that say how a question asks, not what it asks about
@@ -67,6 +68,17 @@ def _whole_word(question: str, name: str) -> str:
     return _TRAILING_PARTICLE_RE.sub("", question[i:j]) or name
 
 
+@functools.lru_cache(maxsize=8192)
+def _cached_names(text: str) -> tuple[str, ...]:
+    return tuple(_all_names(text))
+
+
+def names(text: str) -> list[str]:
+    """:func:`rag.followup.names`, cached: the same question and sentences are checked several times."""
+    return list(_cached_names(text))
+
+
+@functools.lru_cache(maxsize=4096)
 def asked_words(question: str) -> frozenset[str]:
     """The question's content words other than its names and question words."""
     subject: set[str] = set()
@@ -122,8 +134,10 @@ def gap(
     passages: Sequence[str],
     cross: bool,
     fact_sem: float = FACT_SEM,
+    lead_passage: str = "",
 ) -> Gap | None:
-    """The reason ``lead`` (the best source sentence) does not answer ``question``, or None."""
+    """The reason ``lead`` (the best source sentence) does not answer ``question``, or None.
+    ``lead_passage`` is the passage the lead comes from (the subject may be named there only)."""
     want = answer_type(question)
     subjects = subject_names(question, cross)
     subject = subjects[0] if subjects else ""
@@ -132,6 +146,14 @@ def gap(
         # the first name is what the question is about ("엔씨소프트는 K-AI 사업에서 ...?")
         if not _present(subjects[0], text):
             return Gap("subject", subject, want)
+    if (
+        not cross
+        and subject
+        and lead_passage
+        and not _present(subject, _norm(lead_passage))
+        and not asked_words(question) & token_set(lead)
+    ):  # the articles name the subject, but not where the lead is, and the lead has no asked word
+        return Gap("fact", subject, want)
     if want in {"number", "time", "money"} and not fits(want, lead, question):
         return Gap("fact", subject, want)
     if want == "number" and not cross and not counted(question, lead):

@@ -164,6 +164,7 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     import gradio as gr
 
     from rag import __version__
+    from rag.api_docs import mount_docs
     from rag.chat_ui import CSS, build_chat, theme
     from rag.openai_api import router as openai_router
 
@@ -242,7 +243,7 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
         return {"ok": True, "time": rec["time"]}
 
     app.include_router(openai_router(service, limited))
-    _offline_docs(app)
+    mount_docs(app)  # offline Swagger UI (rag.api_docs)
     _refuse_other_methods(app)
     app.openapi_schema = None
     make_schema = app.openapi
@@ -298,24 +299,6 @@ def _refuser(allow: str) -> Any:
         raise ApiError(405, f"method not allowed; use {allow} / 허용되지 않는 메서드입니다", headers={"Allow": allow})
 
     return refuse
-
-
-def _offline_docs(app: FastAPI) -> None:
-    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package, nothing from a CDN (ReDoc is not offered)."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse
-    from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
-
-    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        # relative URLs: right at /docs and behind a proxy at /chat/docs alike
-        return get_swagger_ui_html(openapi_url="openapi.json", title=f"{app.title} · API",
-                                   swagger_js_url="docs-assets/swagger-ui-bundle.js",
-                                   swagger_css_url="docs-assets/swagger-ui.css",
-                                   swagger_favicon_url="docs-assets/favicon-32x32.png")
 
 
 # ----------------------------------------------------------------- serve

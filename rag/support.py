@@ -143,7 +143,7 @@ _WANTS = (
     ("name", re.compile(r"어디|누구|어느|이름|\bname\b|\bwhich\b|\bwho(m|se)?\b|\bwhere\b", re.I)),
 )
 _TIME_RE = re.compile(
-    r"\d+\s*(년|월|일|시|세기)|세기|년대|시대|시절|무렵|당시|이후|이전|때|낮|밤|아침|저녁|오전|오후|봄|여름|가을|겨울|계절|현재|시점|기간|동안|철|올해|지난해|작년|내년|하반기|상반기|(이번|지난|다음)\s*(달|주)|초|말에|"
+    r"\d+\s*(년|월|일|시|세기)|세기|년대|시대|시절|무렵|당시|때|낮|밤|아침|저녁|오전|오후|봄|여름|가을|겨울|계절|현재|시점|기간|동안|철|올해|지난해|작년|내년|하반기|상반기|(이번|지난|다음)\s*(달|주)|초|말에|"
     r"\b(19|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|"
     r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|tomorrow)\b",
     re.I,

@@ -78,6 +78,18 @@ def scope(
     return out, TimeScope(found.date_from, found.date_to, "question", found.expression, recent, applied)
 
 
+def without_time_words(question: str, ts: TimeScope | None) -> str:
+    """The question without the time words that became its applied date range: the rest is what it asks
+    about ("지난주 K-AI 소식은?" -> "K-AI 소식은?"), so "August" is not taken for the asked subject.
+    Unchanged when no question range was applied."""
+    if ts is None or ts.source != "question" or not ts.applied or not ts.date_from or not ts.expression:
+        return question
+    rest = question.replace(ts.expression, " ", 1)
+    rest = re.sub(r"^(?:'s|의)\s+", "", " ".join(rest.split()))
+    rest = re.sub(r"\s+([?.,!])", r"\1", rest).strip(" ,")
+    return rest if re.search(r"\w", rest) else question
+
+
 def _days(published: list[str]) -> list[str]:
     return [p[:10] for p in published if _ISO_DAY.fullmatch(p[:10])]
 
@@ -141,12 +153,16 @@ def name_dates(a: Answer, about_time: bool) -> Answer:
     return replace(a, answer=f"{first}\n{body}" if first else body, sentences=tuple(sentences))
 
 
-def finish(a: Answer, ts: TimeScope | None, docs: dict[str, dict[str, str]] | None = None) -> Answer:
+def finish(a: Answer, ts: TimeScope | None, docs: dict[str, dict[str, str]] | None = None,
+           question: str = "") -> Answer:
     """The final answer: dates named where they matter, conflicting reports ordered, scope attached,
     citations listing the other outlets of a syndicated story (``docs``: the index's document metadata)."""
     from rag.conflicts import order_conflicts
 
     about_time = ts is not None and ts.source == "question"
+    if question and a.question != question:  # answered without its time words: report the question as asked
+        resolved = question if a.resolved_question == a.question else a.resolved_question
+        a = replace(a, question=question, resolved_question=resolved)
     if docs and any(docs.get(c.doc_id, {}).get("also") for c in a.citations):
         cites = tuple(replace(c, also=docs.get(c.doc_id, {}).get("also", "")) for c in a.citations)
         a = replace(a, citations=cites)

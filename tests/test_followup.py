@@ -85,7 +85,8 @@ def test_history_changes_retrieval_and_is_reported(seed_retriever: Retriever) ->
     ]
     a = answer(seed_retriever, "그 모델의 특징은?", history)
     assert a.resolved_question != a.question and "KT" in a.resolved_question
-    assert not a.abstained and "저작권" in a.answer
+    assert not a.abstained and "믿:음 2.0" in a.citations[0].quote  # the lead is about the model meant
+    assert any("저작권" in c.passage for c in a.citations)  # ... from the passage that states its feature
 
 
 def test_dialogue_set_followups_retrieve_evidence(seed_retriever: Retriever, settings: Settings) -> None:

@@ -381,6 +381,9 @@ def test_root_path(base: Settings, seed_retriever: Any) -> None:
     # behind a proxy that strips the prefix, and reached directly with it: both route
     assert c.get("/healthz").status_code == 200 and c.get("/chat/healthz").status_code == 200
     assert c.post("/chat/api/search", json={"question": KO_Q}).status_code == 200
-    assert "/chat/openapi.json" in c.get("/docs").text
+    # /docs links its schema and assets relatively: right at /docs and at /chat/docs alike
+    assert "url: 'docs-openapi.json'" in c.get("/docs").text and "cdn" not in c.get("/docs").text.lower()
+    assert c.get("/chat/docs-openapi.json").json()["openapi"] == "3.0.3"
+    assert c.get("/chat/docs-assets/swagger-ui-bundle.js").status_code == 200
     config = c.get("/config").json()
     assert config["root"].endswith("/chat")

@@ -138,7 +138,11 @@ def test_time_questions_accuracy(tl) -> None:  # type: ignore[no-untyped-def]
     questions = [q for q in bench.load_questions() if q["about_time"]]
     assert len(questions) >= 20
     result = bench.run(retriever, s, questions)
-    assert result["all"]["accuracy"] >= 0.85, json.dumps(result, ensure_ascii=False)
+    ignored = bench.run(retriever, s, questions, question_time=False)  # same answers without the ranges
+    report = json.dumps([result, ignored], ensure_ascii=False)
+    # measured .857 vs .714 (notes/issue-15.md); the answerer's own changes move both
+    assert result["all"]["accuracy"] >= 0.8, report
+    assert result["all"]["accuracy"] > ignored["all"]["accuracy"], report
 
 
 def test_api_and_cli_carry_the_range(tl, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
@@ -173,3 +177,16 @@ def test_citations_list_the_other_outlets_of_a_syndicated_story() -> None:
     assert out.citations[0].also == "테크데일리 (2025-08-14, http://t.test/copy)"
     assert out.citations[0].to_json()["also"].startswith("테크데일리")
     assert finish(a, None, {"wire": {}}).citations[0].also == ""
+
+
+def test_time_words_are_not_taken_for_the_asked_subject() -> None:
+    from rag.timeline import without_time_words
+
+    _, ts = scope("What was reported about chip exports in early August?", None, NOW)
+    assert without_time_words("What was reported about chip exports in early August?", ts) == \
+        "What was reported about chip exports?"
+    _, ts = scope("지난주 K-AI 관련 소식은?", None, NOW)
+    assert without_time_words("지난주 K-AI 관련 소식은?", ts) == "K-AI 관련 소식은?"
+    q = "1989년 6월 30일 평양축전에 파견된 인물은?"
+    _, ts = scope(q, None, NOW, published=["2025-08-01"])
+    assert without_time_words(q, ts) == q  # a range that was not applied stays part of the question
