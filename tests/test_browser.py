@@ -471,7 +471,7 @@ def test_keyboard_only(new_session: Any, stack: dict[str, Any]) -> None:
     """Ask, move between citations, open the panel, step, close with Escape, focus back on the [n]."""
     s = new_session(locale="ko-KR", viewport=DESKTOP)
     page = s.page
-    open_chat(page, stack["urls"]["main"] + "/")
+    open_chat(page, stack["urls"]["llm"] + "/")  # the fake LLM's answer cites [1][2][3]
     wait_label(page, "보내기")
     box = page.locator("#rag-box textarea")
     assert page.get_by_role("textbox", name="질문", exact=True).count() == 1  # not "Textbox"
@@ -488,13 +488,15 @@ def test_keyboard_only(new_session: Any, stack: dict[str, Any]) -> None:
     # messages are read as their text, not as markup
     labels = page.eval_on_selector_all("#rag-chat [aria-label]", "els => els.map(e => e.getAttribute('aria-label'))")
     assert not [x for x in labels if "<" in x], labels
-    # Tab from the box reaches the first citation, then the second
+    # from the box, Shift+Tab reaches the answer's citations; [1] and [2] are neighbours
     for _ in range(60):
         page.keyboard.press("Shift+Tab")
-        if page.evaluate("document.activeElement.matches('.rag-answer .rag-cite.rag-n-1')"):
+        if page.evaluate("document.activeElement.matches('.rag-answer .rag-cite.rag-n-2')"):
             break
     else:
-        pytest.fail("Shift+Tab never reached citation [1]")
+        pytest.fail("Shift+Tab never reached citation [2]")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.matches('.rag-cite.rag-n-1')")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.matches('.rag-cite.rag-n-2')")
     page.keyboard.press("Enter")
@@ -619,6 +621,7 @@ def test_foreign_origin_can_neither_frame_nor_call(session: Session, stack: dict
     page.fill("#question", KO_Q)
     page.click("#ask-form button")
     page.wait_for_function("() => document.querySelector('#status').textContent.length > 0", timeout=20_000)
+    assert "not allowed" in page.inner_text("#status")  # a CORS refusal, not "cannot reach"
     assert page.inner_text("#answer") == ""
     deadline = time.monotonic() + 15
     while not any("frame-ancestors" in m for m in session.console) and time.monotonic() < deadline:
