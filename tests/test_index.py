@@ -237,10 +237,14 @@ def test_truncated_sentence_vectors(built: Path, settings: Settings) -> None:
         load_index(built, settings)
 
 
-def test_sentence_vectors_are_pooled_from_the_passage(built: Path, settings: Settings, embedder: Any) -> None:
+def test_sentence_vectors_are_pooled_from_the_passage(tmp_path: Path, settings: Settings, embedder: Any) -> None:
     from rag.pooled import encode_pooled
     from rag.sentvec import sentence_spans, sentence_texts
 
+    settings = replace(settings, sentence_pooling=True)  # RAG_SENTENCE_POOLING=1; the default encodes them alone
+    built = tmp_path / "pooled"
+    build_index(settings, [write_corpus(tmp_path / "corpus")], built, progress=False, embedder=embedder)
+    assert json.loads((built / "manifest.json").read_text())["params"]["sentence_vectors"] == "pooled"
     index = load_index(built, settings)
     assert index.sentences is not None
     row = next(i for i, c in enumerate(index.chunks) if c.doc_id == "weather" and "tunnels" in c.text)
@@ -296,7 +300,7 @@ def test_interrupted_build_resumes_without_re_embedding(
     from rag import checkpoint
 
     monkeypatch.setattr(checkpoint, "BLOCK", 1)  # one passage per checkpoint file
-    settings = replace(settings, cache_dir=str(tmp_path / "cache"))
+    settings = replace(settings, cache_dir=str(tmp_path / "cache"), sentence_pooling=True)
     corpus, idx = write_corpus(tmp_path / "corpus"), tmp_path / "index"
     with pytest.raises(KeyboardInterrupt):
         build_index(settings, [corpus], idx, progress=False, embedder=InterruptedEmbedder(embedder, stop_after=2))
