@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.rag-installed
 
-.PHONY: run test setup index lint bench browser clean
+.PHONY: run test setup index lint bench browser clean soak
 
 run: setup index
 	$(BIN)/rag serve
@@ -37,6 +37,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || \
 		echo "chromium not installed: browser tests will be skipped"; }
+
+# The long reliability suite: kill -9 at >= 20 points of a build, the hostile corpus, and a load
+# test of 50 users for 60 s (p50/p95/p99 and errors as JSON; p95 < 2 s, memory growth <= 20%),
+# schemathesis against /openapi.json.
+soak: setup
+	RAG_SOAK=1 $(BIN)/python -m pytest -q -s tests/test_faults.py tests/test_hostile.py tests/test_load.py tests/test_schema.py tests/test_api_edges.py
 
 lint: setup
 	$(BIN)/ruff check rag tests bench ui.py

@@ -73,31 +73,32 @@ def main() -> int:
     p.add_argument("--corpus", required=True)
     p.add_argument("--milvus-uri", required=True)
     p.add_argument("--collection", default="quality")
+    p.add_argument("--limit", type=int, default=0, help="first N questions of each set (0 = all)")
     a = p.parse_args()
     from rag.config import Settings
-    from rag.embed import load_embedder
     from rag.evaluate import evaluate_retrieval, load_queries
     from rag.index import build_index
-    from rag.indexfiles import load_index
     from rag.retrieve import Retriever
 
     settings = Settings.from_env()
     folder = Retriever.open(settings, a.index)
     ms = replace(settings, store="milvus", milvus_uri=a.milvus_uri, milvus_collection=a.collection)
-    emb = FolderVectors(load_embedder(settings), load_index(a.index, settings))
+    # the folder's question embedder (ONNX, no torch) has the embedder's interface: memory stays low
+    emb = FolderVectors(folder.embedder, folder.index)
     t0 = time.perf_counter()
-    report = build_index(ms, [a.corpus], a.collection, rebuild=True, progress=False, embedder=emb)
+    report = build_index(ms, [a.corpus], a.collection, progress=False, embedder=emb)
     out: dict[str, Any] = {"build": {"passages": report.chunks, "seconds": round(time.perf_counter() - t0, 1),
                                      "embedded_anew": emb.missed}}
     milvus = Retriever.open(ms, a.collection)
     for path in a.queries:
-        qs = load_queries(path)
+        qs = load_queries(path)[: a.limit or None]
         name = Path(path).parent.name
         row: dict[str, Any] = {"questions": len(qs)}
         for label, r in (("faiss", folder), ("milvus", milvus)):
             t0 = time.perf_counter()
             m = evaluate_retrieval(r, qs)
             row[label] = {k: round(v, 4) for k, v in m["all"].items()} | {"seconds": round(time.perf_counter() - t0, 1)}
+            print(json.dumps({name: {label: row[label]}}), file=sys.stderr, flush=True)  # progress
         out[name] = row
     json.dump(out, sys.stdout, indent=1)
     print()

@@ -43,7 +43,7 @@ def main() -> int:
     settings = Settings.from_env()
     out: dict[str, Any] = {}
     index = load_index(a.index, settings)
-    files = {f.name: f.stat().st_size for f in Path(a.index).rglob("*") if f.is_file()}
+    files = {str(f.relative_to(a.index)): f.stat().st_size for f in Path(a.index).rglob("*") if f.is_file()}
     n = len(index.chunks)
     out["index"] = {"passages": n, "documents": len(index.docs), "bytes": sum(files.values()),
                     "bytes_per_passage": round(sum(files.values()) / n), "files": files}

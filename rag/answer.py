@@ -188,7 +188,8 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         lead.text,
         lead.sem,
         [h.chunk.text for h in ev.hits],
-        cross=lead.lang != ev.lang,
+        # passages in another language may name the subject in their own script ("Busan" for "부산")
+        cross=lead.lang != ev.lang or any((h.chunk.lang or ev.lang) != ev.lang for h in ev.hits),
         lead_passage=lead.hit.chunk.text,
     )
     if missing is not None:

@@ -86,8 +86,15 @@ def swap_in(tmp: Path, target: Path) -> None:
 def recover_swap(target: Path) -> None:
     """Put back the previous ``target`` when a crash came between :func:`swap_in`'s two renames."""
     old = _aside(target)
-    if not target.exists() and old.is_dir():
-        os.replace(old, target)
+    if not target.exists() and old.is_dir() and not _writer_active(target):
+        with contextlib.suppress(OSError):  # a writer finished the swap meanwhile
+            os.replace(old, target)
+
+
+def _writer_active(target: Path) -> bool:
+    from rag.indexlock import writer_active  # the index's writer lock; cache folders have none
+
+    return writer_active(target)
 
 
 def _aside(target: Path) -> Path:

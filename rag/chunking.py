@@ -15,6 +15,7 @@ into ``doc.text`` as given) or embed anything. It is pure and deterministic.
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections.abc import Callable
@@ -146,11 +147,19 @@ def chunk(
     tokens included); without it :func:`approx_tokens` is used. ``overlap`` is a
     number of sentences. An empty document has no chunks.
     """
+    return chunk_with_sentences(doc, max_tokens, overlap, count_tokens)[0]
+
+
+def chunk_with_sentences(
+    doc: Document, max_tokens: int = 160, overlap: int = 1, count_tokens: Counter | None = None,
+) -> tuple[list[Chunk], list[list[tuple[int, int]]]]:
+    """:func:`chunk`, plus each passage's sentence spans relative to the passage text (the
+    units it was packed from), so callers need not split the passage into sentences again."""
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
     text = doc.text
     if not text.strip():
-        return []
+        return [], []
     count = count_tokens or approx_tokens
     lang = doc.lang or detect_lang(text)
     units = _units(text, doc.lang or None, max_tokens, count)
@@ -159,7 +168,10 @@ def chunk(
     spans = [
         (g[a][0], g[b][1]) for g in groups if g for a, b in _pack(text, g, max_tokens, max(0, overlap), count)
     ]
-    return [
+    chunks = [
         Chunk(f"{doc.doc_id}#{n:04d}", doc.doc_id, text[start:end], start, end, lang)
         for n, (start, end) in enumerate(spans)
     ]
+    starts = [u[0] for u in units]  # sorted: units follow the text
+    inside = [units[bisect.bisect_left(starts, a) : bisect.bisect_right(starts, b)] for a, b in spans]
+    return chunks, [[(s - a, e - a) for s, e in us if e <= b] for (a, b), us in zip(spans, inside, strict=True)]

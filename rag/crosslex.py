@@ -12,21 +12,24 @@ and maps words; it knows nothing about fusion.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag import termcache
 from rag.text import has_hangul
 
 VECTORS_FILE = "terms.npy"  # float16 (n_terms, dim), row i = terms.json[i]
 TERMS_FILE = "terms.json"  # the BM25 vocabulary that has a vector
 _LETTERS = re.compile(r"[^\W\d_]")
+TERM_BATCH = 256  # terms per forward pass at index time
 WORD_CACHE = 4096  # question words remembered per retriever (1.5 KB each)
 
 
@@ -87,19 +90,44 @@ class TermVectors:
         return cls.of([str(t) for t in terms], vectors)
 
 
-def build(vocabulary: Sequence[str], old: TermVectors | None, embedder: Any, progress: bool) -> tuple[TermVectors, int]:
-    """Vectors for the translatable terms of ``vocabulary``; terms ``old`` knows keep their
-    vector. Returns them and how many terms went through the model."""
-    from tqdm import tqdm
-
+def build(
+    vocabulary: Sequence[str], old: TermVectors | None, embedder: Any, progress: bool | Callable[[int], None],
+    cache: Path | None = None,
+) -> tuple[TermVectors, int]:
+    """Vectors for the translatable terms of ``vocabulary``: terms ``old`` knows keep their
+    vector, terms the cache folder ``cache`` (``rag.termcache``) holds take it from there, and
+    only the rest go through the model (then added to the cache). Returns them and how many
+    terms went through the model. ``progress``: show a bar, or a callback per batch of terms."""
     terms = sorted({t for t in vocabulary if translatable(t)})
     known = {t: i for i, t in enumerate(old.terms)} if old is not None else {}
     out = np.zeros((len(terms), embedder.dim), np.float32)
-    todo = [i for i, t in enumerate(terms) if t not in known]
     for i, t in enumerate(terms):
         if t in known and old is not None:
             out[i] = old.vectors[known[t]]
+    todo = [i for i, t in enumerate(terms) if t not in known]
+    if cache is not None and todo:
+        cached = termcache.lookup(cache, [terms[i] for i in todo], embedder.dim)
+        for i in todo:
+            if terms[i] in cached:
+                out[i] = cached[terms[i]]
+        todo = [i for i in todo if terms[i] not in cached]
     if todo:
-        with tqdm(total=len(todo), desc="terms", unit="term", disable=not progress, file=sys.stderr) as bar:
-            out[np.asarray(todo)] = embedder.encode_queries([terms[i] for i in todo], progress=bar.update)
+        texts = [terms[i] for i in todo]
+        out[np.asarray(todo)] = embed_terms(embedder, texts, progress)
+        if cache is not None:
+            termcache.remember(cache, texts, out[np.asarray(todo)])
     return TermVectors.of(terms, out), len(todo)
+
+
+def embed_terms(embedder: Any, terms: Sequence[str], progress: bool | Callable[[int], None]) -> np.ndarray:
+    """Term vectors from the model (query prompt), in batches of ``TERM_BATCH``: a term is a few
+    tokens, so big batches cost little padding and save the per-batch overhead."""
+    big: Any = embedder
+    if dataclasses.is_dataclass(embedder) and not isinstance(embedder, type):
+        big = dataclasses.replace(embedder, batch_size=TERM_BATCH)
+    if callable(progress):
+        return np.asarray(big.encode_queries(list(terms), progress=progress), np.float32)
+    from tqdm import tqdm
+
+    with tqdm(total=len(terms), desc="terms", unit="term", disable=not progress, file=sys.stderr) as bar:
+        return np.asarray(big.encode_queries(list(terms), progress=bar.update), np.float32)

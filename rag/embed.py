@@ -173,6 +173,16 @@ def load_query_embedder(settings: Settings) -> QueryEmbedder:
         return _QUERY_CACHE.setdefault(key, found)
 
 
+def load_index_embedder(settings: Settings, log: Callable[[str], None]) -> QueryEmbedder:
+    """The embedder ``rag index`` runs passages and terms through: the ONNX export (made first
+    when missing, :func:`prepare_query_embedder`; checked against sentence-transformers, about
+    1.3x faster per passage and 2x per term on 2 cores, and no torch import when it exists) when
+    it gives token states, else sentence-transformers."""
+    prepare_query_embedder(settings, log)
+    found = load_query_embedder(settings)
+    return found if hasattr(found, "token_states") else load_embedder(settings)
+
+
 def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> dict[str, Any] | None:
     """Export the configured model for :func:`load_query_embedder` unless a valid export exists.
     Returns the export's metadata (``ok``, ``min_cosine``...), or None when there was nothing to do."""

@@ -74,7 +74,7 @@ SEM_TOP = 8  # sentences embedded for a question in another language than its pa
 W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
 W_ASK = 0.3  # the words that say what is asked (not the names), on top of ``lex``
 W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
-W_FIT = 0.6  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
+W_FIT = 0.4  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
 # W_FIT and W_ASK: 28/36 leads hold the evidence on the seed + dialogue first turns + the two
 # questions (0.25/0.0 before: 25/36); grid 0.25-0.6 x 0-1.0, see docs/answers.md
 MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question

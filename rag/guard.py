@@ -226,6 +226,8 @@ class ErrorShapeMiddleware:
         start: dict[str, Any] = {}
         held: list[bytes] = []
         started = False
+        root, path = scope.get("root_path", ""), scope.get("path", "")
+        path = path[len(root):] if root and path.startswith(root) else path
 
         async def shape(message: Message) -> None:
             nonlocal started
@@ -244,7 +246,9 @@ class ErrorShapeMiddleware:
             if message.get("more_body", False):
                 return
             status = start["status"]
-            body = _shaped(b"".join(held), status)
+            body = b"".join(held)
+            if status in (404, 405) or path.startswith(("/api/", "/v1/")):
+                body = _shaped(body, status)  # Gradio's own errors (e.g. its login form's) keep their shape
             hdrs = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             started = True
             await send({**start, "headers": [*hdrs, (b"content-length", str(len(body)).encode())]})

@@ -23,18 +23,19 @@ from typing import Any
 
 import numpy as np
 
+from rag import checkpoint, termcache
 from rag.cachefiles import recover_swap
-from rag.chunking import chunk
+from rag.chunking import chunk_with_sentences
 from rag.config import Settings
 from rag.corpus import Problem, load_corpus
 from rag.crosslex import TermVectors
 from rag.crosslex import build as build_terms
 from rag.errors import IndexStoreError
 from rag.indexfiles import FORMAT, Index, load_index, write_files
+from rag.indexlock import locked
 from rag.lexical import Lexical
 from rag.records import Chunk, Document
-from rag.sentvec import SentenceVectors
-from rag.sentvec import build as build_sentences
+from rag.sentvec import SentenceVectors, assemble, embed_chunks
 
 CHUNKER_VERSION = 1
 
@@ -58,6 +59,7 @@ class BuildReport:
     factory: str = ""
     sentences_embedded: int = 0  # sentence vectors that went through the model
     terms_embedded: int = 0  # BM25 term vectors that went through the model
+    resumed: int = 0  # passages taken from an interrupted build's checkpoint (rag.checkpoint)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class BuildReport:
             "faiss": self.factory,
             "sentences_embedded": self.sentences_embedded,
             "terms_embedded": self.terms_embedded,
+            "resumed": self.resumed,
         }
 
 
@@ -88,6 +91,7 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+@locked  # one writer per index; leftovers of killed builds removed first (rag.indexlock)
 def build_index(
     settings: Settings,
     corpus: Sequence[str | Path],
@@ -145,29 +149,47 @@ def build_folder(
             factory=old.manifest["faiss"]["factory"],
         )
 
+    if old is not None and old.manifest.get("params", {}).get("sentence_vectors") != params["sentence_vectors"]:
+        old = None  # sentence vectors of the other kind: embed everything again
     if embedder is None:
-        from rag.embed import load_embedder
+        from rag.embed import load_index_embedder
 
-        embedder = load_embedder(settings)
-    chunks, metas = _chunk_all(docs, settings, embedder, progress)
-    if old is not None and kept:
-        keep = set(kept)
-        chunks += [c for c in old.chunks if c.doc_id in keep]
-        metas += [old.docs[k] for k in kept]
-    # a passage (and its sentences) whose text the previous index holds keeps its vectors
-    keys = [text_key(c.text) for c in chunks]
-    old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
-    vectors, embedded = _vectors_for(chunks, keys, old, old_rows, embedder, progress)
-    sentences, n_sentences = build_sentences(
-        chunks, keys, old.sentences if old else None, old_rows if old and old.sentences else {}, embedder, progress
-    )
-    lexical = Lexical.build([c.text for c in chunks])
-    terms, n_terms = build_terms(lexical.vocabulary(), old.terms if old else None, embedder, progress)
-    factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
+        embedder = load_index_embedder(settings, lambda m: print(f"rag: {m}", file=sys.stderr) if progress else None)
+    bar = Progress(progress)
+    try:
+        chunks, metas, spans = _chunk_all(docs, settings, embedder, bar)
+        if old is not None and kept:
+            keep = set(kept)
+            chunks += [c for c in old.chunks if c.doc_id in keep]
+            spans += [None for c in old.chunks if c.doc_id in keep]
+            metas += [old.docs[k] for k in kept]
+        bar.stage("BM25")
+        lexical = Lexical.build([c.text for c in chunks])
+        vocabulary = lexical.vocabulary()
+        # a passage (and its sentences) whose text the previous index holds keeps its vectors
+        keys = [text_key(c.text) for c in chunks]
+        old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
+        known_terms = set(old.terms.terms) if old is not None and old.terms is not None else set()
+        bar.plan(sum(k not in old_rows for k in keys) + sum(t not in known_terms for t in vocabulary) / TERM_COST)
+        ckpt = checkpoint.folder_for(settings.cache_dir, path, str(getattr(embedder, "checksum", "")))
+        vectors, sentences, embedded, n_sentences, resumed = _vectors_for(
+            chunks, spans, keys, old, old_rows, embedder, bar, ckpt, settings
+        )
+        bar.stage("terms")
+        terms, n_terms = build_terms(
+            vocabulary, old.terms if old else None, embedder, lambda k: bar.add(k / TERM_COST),
+            term_cache(settings, embedder),
+        )
+        bar.stage("writing")
+        factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
+        checkpoint.clear(ckpt)
+    finally:
+        bar.close()
     return BuildReport(
         str(path), len(metas), len(chunks), embedded, len(chunks) - embedded,
         added=added, updated=updated, removed=removed, kept=tuple(kept), problems=loaded.problems,
         seconds=time.perf_counter() - t0, factory=factory, sentences_embedded=n_sentences, terms_embedded=n_terms,
+        resumed=resumed,
     )
 
 
@@ -205,46 +227,109 @@ def _params(settings: Settings) -> dict[str, Any]:
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "chunker": CHUNKER_VERSION,
-        "sentence_vectors": True,
+        "sentence_vectors": "pooled" if settings.sentence_pooling else "alone",
         "term_vectors": True,
         "term_pairs": True,  # an index without BM25 pairs is rebuilt by `rag index` (vectors are reused)
         "embed_model": settings.embed_model,
     }
 
 
-def _chunk_all(
-    docs: list[Document], settings: Settings, embedder: Any, progress: bool
-) -> tuple[list[Chunk], list[dict[str, str]]]:
-    from tqdm import tqdm
+def term_cache(settings: Settings, embedder: Any) -> Path | None:
+    """The cache folder of term vectors for this model (``rag.termcache``); None without a checksum."""
+    if not getattr(embedder, "checksum", ""):
+        return None
+    prompt = getattr(embedder, "query_prompt", settings.query_prompt)
+    return termcache.folder_for(settings.cache_dir, embedder.checksum, prompt)
 
+
+TERM_COST = 20  # terms that cost about as much model time as one passage (progress estimate)
+
+
+class Progress:
+    """The one progress bar of a build (stderr), in passages: chunking (no total yet), then the
+    passages to embed plus the terms to embed counted in passages (``TERM_COST``); shows
+    passages/s, the ETA and the stage."""
+
+    def __init__(self, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(desc="indexing", unit="passage", disable=not enabled, file=sys.stderr)
+        self._carry = 0.0
+
+    def stage(self, name: str) -> None:
+        self._bar.set_postfix_str(name, refresh=True)
+
+    def plan(self, total: float) -> None:
+        self._bar.reset(total=max(1, round(total)))
+
+    def add(self, units: float) -> None:
+        self._carry += units
+        whole = int(self._carry)
+        if whole:
+            self._carry -= whole
+            self._bar.update(min(whole, max(0, (self._bar.total or whole) - self._bar.n)))
+
+    def close(self) -> None:
+        if self._bar.total and self._bar.n < self._bar.total:
+            self._bar.update(self._bar.total - self._bar.n)  # cached terms finish early
+        self._bar.close()
+
+
+def _chunk_all(
+    docs: list[Document], settings: Settings, embedder: Any, bar: Progress
+) -> tuple[list[Chunk], list[dict[str, str]], list[list[tuple[int, int]] | None]]:
     chunks: list[Chunk] = []
     metas: list[dict[str, str]] = []
-    for doc in tqdm(docs, desc="chunking", unit="doc", disable=not progress or not docs, file=sys.stderr):
-        chunks.extend(chunk(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens))
+    spans: list[list[tuple[int, int]] | None] = []
+    for n, doc in enumerate(docs):
+        if n % 100 == 0:
+            bar.stage(f"chunking {n}/{len(docs)} documents")
+        cs, ss = chunk_with_sentences(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens)
+        chunks.extend(cs)
+        spans.extend(ss)
         metas.append(doc.meta())
-    return chunks, metas
+    return chunks, metas, spans
 
 
 def _vectors_for(
-    chunks: list[Chunk], keys: list[str], old: Index | None, old_rows: dict[str, int], embedder: Any, progress: bool
-) -> tuple[np.ndarray, int]:
-    from tqdm import tqdm
-
+    chunks: list[Chunk], spans: list[list[tuple[int, int]] | None], keys: list[str], old: Index | None,
+    old_rows: dict[str, int], embedder: Any, bar: Progress, ckpt: Path, settings: Settings,
+) -> tuple[np.ndarray, SentenceVectors, int, int, int]:
+    """Passage and sentence vectors of every chunk: from the previous index when it holds the
+    text, from an interrupted build's checkpoint, else from the model
+    (:func:`rag.sentvec.embed_chunks`, saved to the checkpoint block by block). Also how many
+    passages and sentences were embedded, and how many came from the checkpoint."""
     todo = [i for i, k in enumerate(keys) if k not in old_rows]
     dim = embedder.dim
     out = np.zeros((len(chunks), dim), dtype=np.float32)
+    parts: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * len(chunks)
     if old is not None and len(todo) < len(chunks):
         old_vecs = old.vectors()
         for i, k in enumerate(keys):
             if k in old_rows:
                 out[i] = old_vecs[old_rows[k]]
+                if old.sentences is not None:
+                    parts[i] = np.asarray(old.sentences.of(old_rows[k]), dtype=np.float16)
+    saved = checkpoint.load(ckpt, dim) if todo else {}
+    resumed = [i for i in todo if keys[i] in saved]
+    for i in resumed:
+        out[i], parts[i] = saved[keys[i]]
+    bar.add(len(resumed))
+    todo = [i for i in todo if keys[i] not in saved]
+    n_sentences = 0
     if todo:
-        with tqdm(
-            total=len(todo), desc="embedding", unit="passage", disable=not progress, file=sys.stderr
-        ) as bar:
-            vecs = embedder.encode_passages([chunks[i].text for i in todo], progress=bar.update)
-        out[np.asarray(todo)] = vecs
-    return out, len(todo)
+        bar.stage("embedding")
+    for at in range(0, len(todo), checkpoint.BLOCK):
+        block = todo[at : at + checkpoint.BLOCK]
+        vecs, sents = embed_chunks(
+            embedder, [chunks[i] for i in block], [spans[i] for i in block], bar.add, settings.sentence_pooling
+        )
+        out[np.asarray(block)] = vecs
+        for i, sv in zip(block, sents, strict=True):
+            parts[i] = sv
+        n_sentences += sum(len(sv) for sv in sents)
+        checkpoint.save_block(ckpt, [keys[i] for i in block], vecs, sents)
+    return out, assemble(parts, dim), len(todo), n_sentences, len(resumed)
 
 
 def _faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, str]:

@@ -32,7 +32,9 @@ from rag.lexical import Lexical
 from rag.records import Chunk
 from rag.sentvec import OFFSETS_FILE, VECTORS_FILE, SentenceVectors
 
-FORMAT = "rag-index/1"
+# 2: sentence vectors pooled from the passage's forward pass (rag.pooled) instead of encoded alone
+FORMAT = "rag-index/2"
+OLDER_FORMATS = ("rag-index/1",)
 FILES = ("vectors.faiss", "chunks.jsonl", "docs.jsonl", VECTORS_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE)
 REBUILD_HINT = "run `rag index --rebuild` to build it again"
 
@@ -107,6 +109,12 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise IndexStoreError(f"{manifest_path} is damaged ({e}): {REBUILD_HINT}") from None
+    if manifest.get("format") in OLDER_FORMATS:
+        raise IndexStoreError(
+            f"{manifest_path}: the index was built by an older version of rag (format {manifest['format']!r}, "
+            f"this version reads {FORMAT!r}): run `rag index --rebuild` to build it again in the new format; "
+            "the old index stays in place and usable by the old version until then"
+        )
     if manifest.get("format") != FORMAT:
         raise IndexStoreError(
             f"{manifest_path}: unknown index format {manifest.get('format')!r} (this version reads {FORMAT!r}): "

@@ -37,7 +37,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import IndexStoreError, RagError
-from rag.index import BuildReport, _chunk_all, _params, _source_file, _vectors_for, text_key
+from rag.index import BuildReport, Progress, _chunk_all, _params, _source_file
 from rag.indexfiles import FORMAT
 from rag.records import Chunk
 from rag.sparsebm25 import Counts, passage_keys, passage_vector
@@ -247,7 +247,8 @@ class MilvusStore(Store):
             raise IndexStoreError(f"{where} has dimension {manifest['embedding']['dim']}, the model {embedder.dim}: "
                                   + REBUILD_HINT)
         change = set(added) | set(updated)
-        chunks, metas = _chunk_all([d for d in docs if d.doc_id in change], settings, embedder, progress)
+        chunks, metas, spans = _chunk_all([d for d in docs if d.doc_id in change], settings, embedder,
+                                          Progress(False))
         counts = Counts(**manifest["bm25"]) if manifest else Counts()
         gone = set(updated) | set(removed)
         counts, df_delta = _forget(client, name, gone, counts)
@@ -257,11 +258,11 @@ class MilvusStore(Store):
         for t in toks:
             singles, pairs = passage_keys(t)
             df_delta.update(singles | pairs)
-        keys = [text_key(c.text) for c in chunks]
-        vectors, embedded = _vectors_for(chunks, keys, None, {}, embedder, progress)
-        from rag.sentvec import build as build_sentences
+        from rag.sentvec import assemble, embed_chunks  # the same per-batch work as rag.index (issue 12)
 
-        sentences, n_sent = build_sentences(chunks, keys, None, {}, embedder, progress)
+        vectors, parts = embed_chunks(embedder, chunks, spans, None, settings.sentence_pooling)
+        embedded, n_sent = len(chunks), sum(len(p) for p in parts)
+        sentences = assemble(parts, embedder.dim)
         n_terms = _write_terms(client, name, df_delta, [w for t in toks for w in t], embedder, progress)
         meta_of = {m["doc_id"]: m for m in metas}
         rows = [

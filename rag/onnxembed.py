@@ -37,7 +37,7 @@ import numpy as np
 from rag.background import background_lines
 from rag.cachefiles import clean_leftovers, files_complete, fix_modes, swap_in
 
-FORMAT = "rag-onnx/1"
+FORMAT = "rag-onnx/2"  # 2: the graph also outputs token states (index-time sentence pooling)
 META = "encoder.json"
 MODEL = "model.onnx"
 WEIGHTS = "model.onnx.data"  # the graph's weights (ONNX external data)
@@ -49,7 +49,7 @@ INPUTS = ("input_ids", "attention_mask")
 
 def folder_for(cache_dir: str | Path, checksum: str) -> Path:
     """Where the export of the model with this checksum lives."""
-    return Path(cache_dir).expanduser() / "onnx" / checksum[:16]
+    return Path(cache_dir).expanduser() / "onnx" / f"{checksum[:16]}-{FORMAT.rsplit('/', 1)[-1]}"
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,25 @@ class OnnxEmbedder:
                     "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
                     "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
                 }
-                vecs = np.asarray(self.session.run(None, feeds)[0], dtype=np.float32)
+                vecs = np.asarray(self.session.run(["embedding"], feeds)[0], dtype=np.float32)
             return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
         return encode_sorted(texts, self.prenormalize, self.batch_size, self.dim, run, progress)
+
+    def token_states(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For ``texts`` as given (prompt and prenormalisation already applied): L2-normalised
+        pooled vectors ``(B, dim)``, the token states ``(B, L, H)`` they were pooled from, and each
+        token's character span ``(B, L, 2)`` (empty for special and padding tokens); see ``rag.pooled``."""
+        with self._lock:
+            enc = self.tokenizer.encode_batch(texts)
+            feeds = {
+                "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+            }
+            pooled, states = self.session.run(["embedding", "tokens"], feeds)
+        offsets = np.array([e.offsets for e in enc], dtype=np.int64).reshape(len(enc), -1, 2)
+        pooled = np.asarray(pooled, dtype=np.float32)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12), np.asarray(states), offsets
 
 
 def probe_texts() -> list[str]:
@@ -165,7 +180,8 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
             self.st = st
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.st({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
+            out = self.st({"input_ids": input_ids, "attention_mask": attention_mask})
+            return out["sentence_embedding"], out["token_embeddings"]
 
     pad_id, pad = _pad_of(st.tokenizer)
     sample = _tokenizer(backend.to_str(), embedder.max_tokens, pad_id, pad, split_special=False).encode_batch(
@@ -176,8 +192,10 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer and deprecation chatter; fidelity is checked after
         torch.onnx.export(
-            Graph().eval(), args, str(out / "traced.onnx"), input_names=list(INPUTS), output_names=["embedding"],
-            dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17, dynamo=False,
+            Graph().eval(), args, str(out / "traced.onnx"), input_names=list(INPUTS),
+            output_names=["embedding", "tokens"],
+            dynamic_axes={**axes, "embedding": {0: "batch"}, "tokens": {0: "batch", 1: "tokens"}},
+            opset_version=17, dynamo=False,
         )
     import onnx
 

@@ -3,22 +3,23 @@
 A question usually asks about one sentence of a passage, and it matches that
 sentence better than the whole passage, above all across languages (an English
 question against a Korean article). The retriever adds the best sentence's
-similarity to the passage's own (see ``retrieve``). This module builds the
-vectors (reusing those of unchanged passages), saves and loads them as two
-``.npy`` files of the index folder, and scores candidate passages. It knows
+similarity to the passage's own (see ``retrieve``). This module chooses the
+sentences, gets their vectors with the passage's own (one forward pass, see
+``rag.pooled``), saves and loads them as two ``.npy`` files of the index
+folder, and scores candidate passages. It knows
 nothing about FAISS, BM25 or fusion.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rag.pooled import Span, encode_pooled
 from rag.records import Chunk
 from rag.text import split_sentences
 
@@ -72,43 +73,36 @@ class SentenceVectors:
         return cls(vectors, offsets)
 
 
-def sentence_texts(c: Chunk, spans: Sequence[tuple[int, int]] | None = None) -> list[str]:
-    """The sentences of a passage that get their own vector: none for a one-sentence passage.
-    ``spans`` are the passage's sentence spans when the caller has them already."""
+def sentence_spans(c: Chunk, spans: Sequence[Span] | None = None) -> list[Span]:
+    """Spans (into ``c.text``) of the sentences of a passage that get their own vector: none for
+    a one-sentence passage. ``spans`` are the passage's sentence spans when the caller has them
+    already (``rag.chunking.chunk_with_sentences``)."""
     spans = split_sentences(c.text, c.lang or None) if spans is None else spans
-    texts = [c.text[s:e] for s, e in spans if e - s >= MIN_CHARS]
-    return texts if len(texts) > 1 else []
+    kept = [(s, e) for s, e in spans if e - s >= MIN_CHARS]
+    return kept if len(kept) > 1 else []
 
 
-def build(
-    chunks: Sequence[Chunk], keys: Sequence[str], old: SentenceVectors | None, old_rows: dict[str, int],
-    embedder: Any, progress: bool,
-) -> tuple[SentenceVectors, int]:
-    """Sentence vectors for ``chunks`` (``keys[i]`` identifies chunk i's text); those of a
-    passage whose key is in ``old_rows`` are copied from ``old``. Returns them and how many
-    sentences went through the model."""
-    from tqdm import tqdm
+def sentence_texts(c: Chunk, spans: Sequence[Span] | None = None) -> list[str]:
+    """The texts of :func:`sentence_spans`."""
+    return [c.text[s:e] for s, e in sentence_spans(c, spans)]
 
-    parts: list[np.ndarray] = []
-    todo_texts: list[str] = []
-    todo_slots: list[tuple[int, int]] = []  # (index in parts, number of sentences)
-    for c, key in zip(chunks, keys, strict=True):
-        if old is not None and key in old_rows:
-            parts.append(np.asarray(old.of(old_rows[key]), dtype=np.float16))
-            continue
-        texts = sentence_texts(c)
-        todo_slots.append((len(parts), len(texts)))
-        todo_texts.extend(texts)
-        parts.append(np.zeros((len(texts), embedder.dim), np.float16))
-    if todo_texts:
-        with tqdm(total=len(todo_texts), desc="sentences", unit="sentence", disable=not progress,
-                  file=sys.stderr) as bar:
-            vecs = embedder.encode_passages(todo_texts, progress=bar.update).astype(np.float16)
-        at = 0
-        for slot, n in todo_slots:
-            parts[slot] = vecs[at : at + n]
-            at += n
+
+def embed_chunks(
+    embedder: Any, chunks: Sequence[Chunk], spans: Sequence[Sequence[Span] | None],
+    progress: Callable[[int], None] | None = None, pooled: bool = True,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The model's work for a batch of passages: their vectors (float32 ``(n, dim)``) and, per
+    passage, its sentence vectors (float16), pooled from the same forward pass
+    (:func:`rag.pooled.encode_pooled`), or with ``pooled=False`` each sentence encoded alone.
+    ``spans[i]``: chunk i's sentence spans, or None to split it."""
+    chosen = [sentence_spans(c, s) for c, s in zip(chunks, spans, strict=True)]
+    vectors, sentences = encode_pooled(embedder, [c.text for c in chunks], chosen, progress, pooled)
+    return vectors, [s.astype(np.float16) for s in sentences]
+
+
+def assemble(parts: Sequence[np.ndarray], dim: int) -> SentenceVectors:
+    """SentenceVectors from each passage's sentence vectors, in passage row order."""
     counts = np.array([len(p) for p in parts], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    vectors = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float16)
-    return SentenceVectors(vectors.reshape(-1, embedder.dim), offsets), len(todo_texts)
+    vectors = np.concatenate([np.asarray(p, np.float16).reshape(-1, dim) for p in parts]) if parts else None
+    return SentenceVectors(vectors if vectors is not None else np.zeros((0, dim), np.float16), offsets)

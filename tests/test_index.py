@@ -61,6 +61,7 @@ class CountingEmbedder:
 
 
 def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    settings = replace(settings, cache_dir=str(tmp_path / "cache"))  # no term vectors cached yet
     corpus = write_corpus(tmp_path / "corpus")
     idx = tmp_path / "index"
     first = CountingEmbedder(embedder)
@@ -72,7 +73,7 @@ def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings,
     r2 = build_index(settings, [corpus], idx, progress=False, embedder=second)
     assert r2.up_to_date and second.embedded == 0 and second.terms == 0
     manifest = json.loads((idx / "manifest.json").read_text())
-    assert manifest["format"] == "rag-index/1"
+    assert manifest["format"] == "rag-index/2"
     assert manifest["embedding"]["model"] == settings.embed_model
     assert manifest["embedding"]["dim"] == 384
     assert set(manifest["sources"]) == {"semis", "weather", "kbo"}
@@ -96,6 +97,7 @@ def test_index_from_before_term_pairs_is_upgraded_without_embedding(
 
 
 def test_add_and_delete_article(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    settings = replace(settings, cache_dir=str(tmp_path / "cache"))  # no term vectors cached yet
     corpus = write_corpus(tmp_path / "corpus")
     idx = tmp_path / "index"
     build_index(settings, [corpus], idx, progress=False, embedder=embedder)
@@ -235,8 +237,9 @@ def test_truncated_sentence_vectors(built: Path, settings: Settings) -> None:
         load_index(built, settings)
 
 
-def test_sentence_vectors_embed_each_sentence(built: Path, settings: Settings, embedder: Any) -> None:
-    from rag.sentvec import sentence_texts
+def test_sentence_vectors_are_pooled_from_the_passage(built: Path, settings: Settings, embedder: Any) -> None:
+    from rag.pooled import encode_pooled
+    from rag.sentvec import sentence_spans, sentence_texts
 
     index = load_index(built, settings)
     assert index.sentences is not None
@@ -244,10 +247,124 @@ def test_sentence_vectors_embed_each_sentence(built: Path, settings: Settings, e
     texts = sentence_texts(index.chunks[row])
     assert any(t.startswith("Heavy rain flooded") for t in texts) and len(texts) >= 2
     stored = np.asarray(index.sentences.of(row), dtype=np.float32)
-    np.testing.assert_allclose(stored, embedder.encode_passages(texts), atol=2e-3)
+    _, pooled = encode_pooled(embedder, [index.chunks[row].text], [sentence_spans(index.chunks[row])])
+    np.testing.assert_allclose(stored, pooled[0], atol=2e-3)
     # the best sentence of a passage is the one the question is about
     q = embedder.encode_queries(["Which tunnels were closed in Busan?"])[0]
     rows = np.array([row])
     best = index.sentences.best(rows, q, fallback=np.zeros(1))
     assert best[0] == pytest.approx(float(np.max(stored @ q)), abs=1e-5)
     assert int(np.argmax(stored @ q)) == next(i for i, t in enumerate(texts) if "tunnels" in t)
+
+
+def test_second_index_takes_term_vectors_from_the_cache(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    settings = replace(settings, cache_dir=str(tmp_path / "cache"))
+    corpus = write_corpus(tmp_path / "corpus")
+    first = CountingEmbedder(embedder)
+    r1 = build_index(settings, [corpus], tmp_path / "a", progress=False, embedder=first)
+    assert r1.terms_embedded > 10 and first.terms == r1.terms_embedded
+    # another index of the same articles, with nothing to reuse but the cache folder
+    second = CountingEmbedder(embedder)
+    r2 = build_index(settings, [corpus], tmp_path / "b", progress=False, embedder=second, rebuild=True)
+    assert r2.terms_embedded == 0 and second.terms == 0
+    a, b = load_index(tmp_path / "a", settings).terms, load_index(tmp_path / "b", settings).terms
+    assert a is not None and b is not None and a.terms == b.terms
+    np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-3)
+
+
+class InterruptedEmbedder:
+    """The real embedder, whose forward pass is stopped (as by Ctrl-C) after ``stop_after`` batches."""
+
+    def __init__(self, inner: Any, stop_after: int | None = None) -> None:
+        self.inner, self.stop_after, self.batches = inner, stop_after, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def token_states(self, texts: list[str]) -> Any:
+        from rag.pooled import _forward
+
+        if self.stop_after is not None and self.batches >= self.stop_after:
+            raise KeyboardInterrupt
+        self.batches += 1
+        return _forward(self.inner, texts)
+
+
+def test_interrupted_build_resumes_without_re_embedding(
+    tmp_path: Path, settings: Settings, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag import checkpoint
+
+    monkeypatch.setattr(checkpoint, "BLOCK", 1)  # one passage per checkpoint file
+    settings = replace(settings, cache_dir=str(tmp_path / "cache"))
+    corpus, idx = write_corpus(tmp_path / "corpus"), tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(settings, [corpus], idx, progress=False, embedder=InterruptedEmbedder(embedder, stop_after=2))
+    assert not idx.exists()  # never a half-written index
+    again = InterruptedEmbedder(embedder)
+    r = build_index(settings, [corpus], idx, progress=False, embedder=again)
+    assert r.resumed == 2 and r.embedded == r.chunks - 2 and again.batches == r.chunks - 2
+    assert not list((tmp_path / "cache" / "checkpoints").glob("*/*.npz"))  # done: checkpoint gone
+    clean = tmp_path / "clean"
+    build_index(settings, [corpus], clean, progress=False, embedder=embedder)
+    resumed, fresh = load_index(idx, settings), load_index(clean, settings)
+    np.testing.assert_allclose(resumed.vectors(), fresh.vectors(), atol=1e-5)
+    assert resumed.sentences is not None and fresh.sentences is not None
+    np.testing.assert_array_equal(resumed.sentences.offsets, fresh.sentences.offsets)
+    np.testing.assert_allclose(resumed.sentences.vectors, fresh.sentences.vectors, atol=2e-3)
+
+
+def test_previous_format_is_refused_with_the_fix_and_upgraded_by_rag_index(
+    built: Path, settings: Settings, embedder: Any
+) -> None:
+    m = json.loads((built / "manifest.json").read_text())
+    m["format"] = "rag-index/1"
+    (built / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(IndexStoreError, match=r"manifest.json.*older version.*rag-index/1.*rag index --rebuild"):
+        load_index(built, settings)
+    corpus = built.parent / "corpus"
+    r = build_index(settings, [corpus], built, progress=False, embedder=embedder)
+    assert not r.up_to_date and r.embedded == r.chunks
+    assert json.loads((built / "manifest.json").read_text())["format"] == "rag-index/2"
+
+
+# ----------------------------------------------------------------- one writer, no leftovers (issue 17)
+def test_a_second_writer_fails_fast_naming_the_holder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from rag.errors import IndexStoreError
+    from rag.indexlock import index_lock, writer_active
+
+    index = tmp_path / "index"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from rag.indexlock import index_lock\n"
+        f"with index_lock(Path({str(index)!r})):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert writer_active(index)
+        with pytest.raises(IndexStoreError, match=rf"PID {holder.pid}\b"), index_lock(index):
+            pass
+    finally:
+        holder.kill()  # kill -9: the kernel drops the lock with the process
+        holder.wait()
+    assert not writer_active(index)
+    with index_lock(index):
+        assert writer_active(index)
+
+
+def test_leftovers_of_killed_builds_are_removed(tmp_path: Path) -> None:
+    from rag.indexlock import index_lock
+
+    index = tmp_path / "index"
+    (tmp_path / ".index.tmp-12345").mkdir()
+    (tmp_path / ".index.tmp-12345" / "vectors.faiss").write_bytes(b"x" * 100)
+    (tmp_path / "index.old").mkdir()  # killed between the swap's two renames: old aside, new not in
+    (tmp_path / "index.old" / "manifest.json").write_text("{}")
+    with index_lock(index):
+        assert (index / "manifest.json").is_file()  # the previous index is back
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
+    (tmp_path / "index.old").mkdir()  # killed after the swap, before the old one was deleted
+    with index_lock(index):
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]

@@ -1,0 +1,168 @@
+"""Ingest benchmark: `rag index` against a bare encode and LangChain, on one corpus; prints JSON.
+
+One after the other, each in its own process (timed whole: start-up, model
+load, work, writing), on the same passage texts and the same model (the
+bundled multilingual-e5-small folder):
+
+(a) ``rag index`` into a fresh folder with a fresh term-vector cache ("cold"),
+    then ``rag index --rebuild`` into another fresh folder with the cache the
+    first run left ("warm": a second index, or a rebuild, of similar news);
+(b) a bare ``SentenceTransformer.encode`` of the texts (``passage: `` prompt,
+    batch 32, normalised);
+(c) LangChain ``FAISS.from_documents`` with ``HuggingFaceEmbeddings`` (extra
+    ``bench``: ``pip install -e .[bench]``).
+
+Reported: passages/s of each (records of the corpus / wall seconds), the
+ratios of (a) to (b) and (c), peak RSS of each process, index bytes per
+passage. Times move 2x on a shared machine; the ratios are measured in the
+same run.
+
+Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N]
+       python bench/ingest.py --mix 1000   (Korean KorQuAD paragraphs + English Belebele passages)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT.parent.parent / "shared" / "eval"  # ../shared/eval from a worktree or checkout
+sys.path.insert(0, str(ROOT))
+
+
+def _eval_dir() -> Path:
+    for cand in (Path(os.environ.get("RAG_EVAL_DIR", "")), ROOT.parent / "shared" / "eval", EVAL):
+        if str(cand) and (cand / "korquad").is_dir():
+            return cand
+    raise SystemExit("bench/ingest.py --mix: set RAG_EVAL_DIR to the shared eval folder (korquad/, belebele/)")
+
+
+def make_mix(n: int, out: Path) -> Path:
+    """``n`` records: the first n/2 KorQuAD paragraphs (Korean) and n/2 Belebele English passages."""
+    ev = _eval_dir()
+    half = n // 2
+    ko = (ev / "korquad" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:half]
+    en = (ev / "belebele" / "en" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[: n - half]
+    out.write_text("\n".join(ko + en) + "\n", encoding="utf-8")
+    return out
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Run ``cmd``; its wall seconds and peak RSS (GB), from the kernel's accounting of that child."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    if status != 0:
+        raise SystemExit(f"bench/ingest.py: {' '.join(cmd[:4])}... failed (status {status}): {out[-2000:]!r}")
+    return {"seconds": round(wall, 2), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 3), "stdout": out.decode()}
+
+
+def _fresh_cache(base: Path, model_cache: Path) -> Path:
+    """A cache folder that shares the converted model and its ONNX export but has no term vectors."""
+    base.mkdir(parents=True)
+    for p in model_cache.iterdir():
+        if p.name != "terms":
+            (base / p.name).symlink_to(p)
+    return base
+
+
+_BARE = """
+import json, sys, time
+from sentence_transformers import SentenceTransformer
+texts = [json.loads(l)["text"] for l in open(sys.argv[2], encoding="utf-8") if l.strip()]
+m = SentenceTransformer(sys.argv[1], local_files_only=True)
+t = time.perf_counter()
+m.encode(texts, prompt="passage: ", batch_size=32, normalize_embeddings=True)
+print(json.dumps({"encode_seconds": time.perf_counter() - t}))
+"""
+
+_LANGCHAIN = """
+import json, sys, time
+from langchain_community.vectorstores import FAISS
+from langchain_core.documents import Document
+from langchain_huggingface import HuggingFaceEmbeddings
+docs = [Document(page_content=r["text"], metadata={"id": r["id"]})
+        for r in (json.loads(l) for l in open(sys.argv[2], encoding="utf-8") if l.strip())]
+emb = HuggingFaceEmbeddings(model_name=sys.argv[1], encode_kwargs={"normalize_embeddings": True, "batch_size": 32})
+t = time.perf_counter()
+FAISS.from_documents(docs, emb).save_local(sys.argv[3])
+print(json.dumps({"encode_seconds": time.perf_counter() - t}))
+"""
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench(corpus: Path, work: Path) -> dict[str, object]:
+    from rag.config import Settings
+    from rag.e5convert import bundled_model_dir
+
+    settings = Settings.from_env()
+    model = bundled_model_dir(settings.cache_dir)
+    n = sum(1 for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip())
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_CACHE_DIR": str(_fresh_cache(work / "cache", Path(
+        settings.cache_dir).expanduser()))}
+    rag = [sys.executable, "-c", "import sys; from rag.cli import main; sys.exit(main())"]
+    out: dict[str, object] = {"corpus": str(corpus), "passages": n}
+    runs: dict[str, dict[str, float]] = {}
+    runs["rag_cold"] = _run([*rag, "index", "--corpus", str(corpus), "--index", str(work / "idx1"), "-q"], env)
+    report = json.loads(str(runs["rag_cold"].pop("stdout")))
+    runs["rag_warm"] = _run([*rag, "index", "--corpus", str(corpus), "--index", str(work / "idx2"), "-q",
+                             "--rebuild"], env)
+    runs["rag_warm"].pop("stdout")
+    runs["bare_encode"] = _run([sys.executable, "-c", _BARE, str(model), str(corpus)], env)
+    runs["bare_encode"].update(json.loads(str(runs["bare_encode"].pop("stdout"))))
+    runs["langchain"] = _run([sys.executable, "-c", _LANGCHAIN, str(model), str(corpus), str(work / "lc")], env)
+    runs["langchain"].update(json.loads(str(runs["langchain"].pop("stdout"))))
+    for r in runs.values():
+        r["passages_per_s"] = round(n / r["seconds"], 2)
+    out["runs"] = runs
+    out["ratios"] = {
+        f"{a}/{b}": round(runs[b]["seconds"] / runs[a]["seconds"], 3)
+        for a in ("rag_cold", "rag_warm") for b in ("langchain", "bare_encode")
+    }
+    out["index"] = {
+        "chunks": report["chunks"], "sentences_embedded": report.get("sentences_embedded"),
+        "terms_embedded_cold": report.get("terms_embedded"),
+        "bytes_per_passage": round(_folder_bytes(work / "idx1") / max(1, report["chunks"])),
+        "langchain_bytes_per_passage": round(_folder_bytes(work / "lc") / max(1, n)),
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", type=Path, help="a .jsonl corpus ({id,title,text} per line)")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N records")
+    ap.add_argument("--mix", type=int, default=0, help="build a Korean/English mix of N records instead")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rag-ingest-"))
+    try:
+        if args.mix:
+            corpus = make_mix(args.mix, work / "mix.jsonl")
+        elif args.corpus:
+            corpus = args.corpus
+            if args.limit:
+                lines = [x for x in corpus.read_text(encoding="utf-8").splitlines() if x.strip()][: args.limit]
+                corpus = work / "corpus.jsonl"
+                corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            raise SystemExit("bench/ingest.py: give --corpus FILE.jsonl or --mix N")
+        print(json.dumps(bench(corpus, work), indent=1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""rag.pooled: sentence vectors pooled from the passage's own forward pass (late chunking)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rag.pooled import char_positions, encode_pooled, token_masks
+from rag.text import split_sentences
+
+KO = "서울은 한국의 수도이다. 부산은 바다가 보이는 항구 도시이다. 제주도는 감귤로 유명한 섬이다."
+EN = "Paris is the capital of France. Berlin lies on the river Spree. Rome was not built in a day."
+
+
+def _sentence_tokens(embedder: Any, text: str) -> list[str]:
+    """The tokens each sentence of ``text`` is pooled from, decoded back to text."""
+    prompt = embedder.passage_prompt
+    tok = embedder.model.tokenizer
+    enc = tok(prompt + embedder.prenormalize(text), return_offsets_mapping=True)
+    offsets = np.asarray(enc["offset_mapping"])
+    pos = char_positions(text, embedder.prenormalize)
+    spans = [(s + len(prompt), e + len(prompt)) if pos is None else (int(pos[s]) + len(prompt),
+             int(pos[e]) + len(prompt)) for s, e in split_sentences(text)]
+    masks = token_masks(offsets, spans)
+    ids = np.asarray(enc["input_ids"])
+    return [tok.decode(ids[m].tolist()).strip() for m in masks]
+
+
+@pytest.mark.parametrize("text", [KO, EN])
+def test_offsets_select_exactly_each_sentences_tokens(embedder: Any, text: str) -> None:
+    decoded = _sentence_tokens(embedder, text)
+    assert decoded == [text[s:e] for s, e in split_sentences(text)]
+
+
+def test_passage_vector_is_the_models_and_sentences_point_at_their_topic(embedder: Any) -> None:
+    spans = [split_sentences(t) for t in (KO, EN)]
+    passages, sentences = encode_pooled(embedder, [KO, EN], spans)
+    np.testing.assert_allclose(np.sum(passages * embedder.encode_passages([KO, EN]), axis=1), 1.0, atol=1e-4)
+    assert [s.shape for s in sentences] == [(3, 384), (3, 384)]
+    np.testing.assert_allclose(np.linalg.norm(sentences[1], axis=1), 1.0, atol=1e-5)
+    q = embedder.encode_queries(["Which river flows through Berlin?", "귤로 유명한 섬은?"])
+    assert int(np.argmax(sentences[1] @ q[0])) == 1 and int(np.argmax(sentences[0] @ q[1])) == 2
+
+
+def test_a_sentence_cut_by_truncation(embedder: Any) -> None:
+    filler = " ".join(f"Sentence number {i} talks about nothing in particular." for i in range(70))
+    text = f"{filler} The last sentence mentions volcanic islands near Iceland."
+    spans = split_sentences(text)
+    n_tokens = len(embedder.model.tokenizer(embedder.passage_prompt + text)["input_ids"])
+    assert n_tokens > embedder.max_tokens  # the window cuts the passage
+    cut = next(k for k, (s, e) in enumerate(spans) if len(embedder.model.tokenizer(
+        embedder.passage_prompt + text[:e])["input_ids"]) > embedder.max_tokens)
+    _, sentences = encode_pooled(embedder, [text], [spans])
+    vecs = sentences[0]
+    assert vecs.shape == (len(spans), 384) and np.all(np.abs(np.linalg.norm(vecs, axis=1) - 1) < 1e-4)
+    # the sentence the window cuts keeps the tokens that fit; one wholly past it is embedded on its own
+    alone = embedder.encode_passages([text[s:e] for s, e in spans[cut:]])
+    assert float(vecs[cut] @ alone[0]) < 0.999
+    np.testing.assert_allclose(vecs[-1], alone[-1], atol=1e-4)
+
+
+def test_token_masks_and_character_map() -> None:
+    offsets = np.array([[0, 0], [0, 3], [3, 5], [6, 9], [9, 10], [0, 0]])
+    masks = token_masks(offsets, [(0, 5), (6, 10)])
+    assert masks.tolist() == [[False, True, True, False, False, False], [False, False, False, True, True, False]]
+    expand = str.maketrans({"ﬁ": "fi"})
+    pos = char_positions("a ﬁne day", lambda t: t.translate(expand))
+    assert pos is not None and pos.tolist() == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10]
+    assert char_positions("plain", lambda t: t) is None
