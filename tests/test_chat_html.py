@@ -96,8 +96,8 @@ def test_panel_highlights_the_cited_sentence() -> None:
 
 def test_panel_shows_only_known_metadata_and_hides_ids() -> None:
     bare = render_panel(cite(url="", author="", published=""), "en")
-    assert "—" not in bare and "Author" not in bare and "Date" not in bare and "Link" not in bare
-    assert "Outlet" in bare  # the one thing that is known
+    assert "—" not in bare and "Author" not in bare and "Link" not in bare
+    assert "Outlet" in bare and "<dd>undated</dd>" in bare  # a missing date is said, never an empty row
     full = render_panel(cite(), "ko")
     for label in ("언론사", "날짜", "기자", "원문 기사 열기"):
         assert label in full
