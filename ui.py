@@ -11,7 +11,7 @@ import sys
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.server import serve
+from rag.serve.server import serve
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 Each corpus is indexed into a temporary folder first (not timed), the model is
 warmed up with one question, then every question is answered once through
-:func:`rag.answer.answer` with the LLM switched off. Prints one JSON object:
+:func:`rag.answer.compose.answer` with the LLM switched off. Prints one JSON object:
 
     python bench/answer.py [--n 200] [--shared ../shared]
 
@@ -27,11 +27,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.answer import answer  # noqa: E402
+from rag.answer.compose import answer  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.embed import load_embedder  # noqa: E402
-from rag.index import build_index  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
+from rag.model.embed import load_embedder  # noqa: E402
+from rag.search.retrieve import Retriever  # noqa: E402
+from rag.store.index import build_index  # noqa: E402
 
 
 def _questions(path: Path, n: int, seed: int = 0) -> list[str]:

@@ -13,9 +13,9 @@ import argparse
 import json
 import time
 
-from rag.chunking import approx_tokens, chunk
 from rag.config import Settings
-from rag.embed import load_tokenizer_only
+from rag.ingest.chunking import approx_tokens, chunk
+from rag.model.embed import load_tokenizer_only
 from rag.records import Document
 
 KINDS = {"latin": "abcdefghij", "hangul": "가나다라마바사아자차", "one-line": "word "}

@@ -1,4 +1,4 @@
-"""Precision and recall of near-duplicate detection (rag.dedup) on a fixture set with known duplicates.
+"""Precision and recall of near-duplicate detection (rag.ingest.dedup) on a fixture set with known duplicates.
 
 ``tests/data/dedup/articles.jsonl``: 28 Korean and English articles; records with
 the same ``group`` are copies of one story (wire copy re-published by other
@@ -27,7 +27,7 @@ def load() -> list[dict[str, Any]]:
 
 
 def measure(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
-    from rag.dedup import Article, pairs
+    from rag.ingest.dedup import Article, pairs
 
     truth = {frozenset((a["id"], b["id"])) for a, b in combinations(rows, 2) if a["group"] == b["group"]}
     found = pairs([Article(r["id"], r["text"], r["outlet"], r["published"]) for r in rows], threshold)
@@ -41,7 +41,7 @@ def measure(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
 
 
 def main() -> int:
-    from rag.dedup import THRESHOLD
+    from rag.ingest.dedup import THRESHOLD
 
     rows = load()
     out = {"articles": len(rows), "default_threshold": THRESHOLD,

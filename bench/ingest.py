@@ -106,7 +106,7 @@ def _folder_bytes(path: Path) -> int:
 
 def bench(corpus: Path, work: Path) -> dict[str, object]:
     from rag.config import Settings
-    from rag.e5convert import bundled_model_dir
+    from rag.model.e5convert import bundled_model_dir
 
     settings = Settings.from_env()
     model = bundled_model_dir(settings.cache_dir)

@@ -26,7 +26,7 @@ class FolderVectors:
     """The real embedder, answering from the folder's stored vectors where it has the text."""
 
     def __init__(self, inner: Any, index: Any) -> None:
-        from rag.sentvec import sentence_texts
+        from rag.store.sentvec import sentence_texts
 
         self.inner = inner
         self.missed = 0
@@ -76,9 +76,9 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=0, help="first N questions of each set (0 = all)")
     a = p.parse_args()
     from rag.config import Settings
-    from rag.evaluate import evaluate_retrieval, load_queries
-    from rag.index import build_index
-    from rag.retrieve import Retriever
+    from rag.search.evaluate import evaluate_retrieval, load_queries
+    from rag.search.retrieve import Retriever
+    from rag.store.index import build_index
 
     settings = Settings.from_env()
     folder = Retriever.open(settings, a.index)

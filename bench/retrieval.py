@@ -27,14 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.config import Settings  # noqa: E402
-from rag.crosslex import build as build_terms  # noqa: E402
-from rag.embed import load_embedder, load_query_embedder  # noqa: E402
-from rag.index import build_index, write_index  # noqa: E402
-from rag.indexfiles import load_index  # noqa: E402
-from rag.lexical import Lexical  # noqa: E402
+from rag.model.embed import load_embedder  # noqa: E402
+from rag.model.encoder import load_query_embedder  # noqa: E402
 from rag.records import Chunk  # noqa: E402
-from rag.retrieve import Retriever  # noqa: E402
-from rag.sentvec import SentenceVectors  # noqa: E402
+from rag.search.retrieve import Retriever  # noqa: E402
+from rag.store.crosslex import build as build_terms  # noqa: E402
+from rag.store.index import build_index, write_index  # noqa: E402
+from rag.store.indexfiles import load_index  # noqa: E402
+from rag.store.lexical import Lexical  # noqa: E402
+from rag.store.sentvec import SentenceVectors  # noqa: E402
 
 QUESTIONS = [
     "K-AI 사업에서 탈락한 팀은 어디인가?",

@@ -36,9 +36,9 @@ def main() -> int:
     p.add_argument("--skip-ray", action="store_true")
     a = p.parse_args()
     from rag.config import Settings
-    from rag.embed import load_embedder
-    from rag.indexfiles import load_index
-    from rag.retrieve import Retriever
+    from rag.model.embed import load_embedder
+    from rag.search.retrieve import Retriever
+    from rag.store.indexfiles import load_index
 
     settings = Settings.from_env()
     out: dict[str, Any] = {}
@@ -63,7 +63,7 @@ def main() -> int:
     emb.encode_passages(texts[:8])
     out["embed_passages_per_s"] = {"in_process": round(_rate(len(texts), lambda: emb.encode_passages(texts)), 2)}
     if not a.skip_ray:
-        from rag.rayindex import RayEmbedder, start_ray
+        from rag.store.rayindex import RayEmbedder, start_ray
 
         start_ray(num_cpus=2)
         for w in (1, 2):

@@ -39,7 +39,7 @@ def correct(q: dict[str, Any], a: Any) -> bool:
 
 def _plain_answer(retriever: Any, question: str, settings: Any) -> Any:
     """The answer as before issue 15: no time scope, no dates named, no conflict ordering."""
-    from rag.answer import _answer_events
+    from rag.answer.compose import _answer_events
 
     events = _answer_events(retriever, question, (), settings, None, False)
     return next(e["answer"] for e in events if e["type"] == "answer")
@@ -49,7 +49,7 @@ def run(retriever: Any, settings: Any, questions: list[dict[str, Any]], question
         ) -> dict[str, Any]:
     """Accuracy overall, for time / plain questions and per language, plus the wrong ones.
     ``question_time=None``: answers as before issue 15 (the baseline)."""
-    from rag.answer import answer
+    from rag.answer.compose import answer
     from rag.text import detect_lang
 
     rows = []
@@ -80,8 +80,8 @@ def load_questions() -> list[dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     from rag.config import Settings
-    from rag.index import build_index
-    from rag.retrieve import Retriever
+    from rag.search.retrieve import Retriever
+    from rag.store.index import build_index
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--index", help="index folder (default: a temporary one)")

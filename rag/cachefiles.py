@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +83,14 @@ def swap_in(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def recover_swap(target: Path) -> None:
-    """Put back the previous ``target`` when a crash came between :func:`swap_in`'s two renames."""
+def recover_swap(target: Path, writer_active: Callable[[Path], bool] = lambda _p: False) -> None:
+    """Put back the previous ``target`` when a crash came between :func:`swap_in`'s two renames,
+    unless ``writer_active(target)`` says a live writer is in the middle of that swap (the index
+    passes its writer lock, ``rag.store.indexlock.writer_active``; cache folders have none)."""
     old = _aside(target)
-    if not target.exists() and old.is_dir() and not _writer_active(target):
+    if not target.exists() and old.is_dir() and not writer_active(target):
         with contextlib.suppress(OSError):  # a writer finished the swap meanwhile
             os.replace(old, target)
-
-
-def _writer_active(target: Path) -> bool:
-    from rag.indexlock import writer_active  # the index's writer lock; cache folders have none
-
-    return writer_active(target)
 
 
 def _aside(target: Path) -> Path:

@@ -55,15 +55,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _read_jsonl_questions(path: str) -> list[dict[str, Any]]:
-    from rag.evaluate import load_queries
+    from rag.search.evaluate import load_queries
 
     return [{"id": q.id, "question": q.question} for q in load_queries(path)]
 
 
 # ------------------------------------------------------------------ index
 def cmd_index(args: argparse.Namespace) -> int:
-    from rag.corpus import load_corpus
-    from rag.index import build_index
+    from rag.ingest.corpus import load_corpus
+    from rag.store.index import build_index
 
     settings = _settings(args)
     if args.strict:
@@ -74,9 +74,9 @@ def cmd_index(args: argparse.Namespace) -> int:
             _log(f"rag: --strict: {len(problems)} problem(s) in the corpus; nothing was indexed")
             return 3
     embedder = None
-    if args.engine == "ray":  # the model work runs in a Ray actor pool (rag.rayindex)
-        from rag.embed import load_embedder
-        from rag.rayindex import RayEmbedder
+    if args.engine == "ray":  # the model work runs in a Ray actor pool (rag.store.rayindex)
+        from rag.model.embed import load_embedder
+        from rag.store.rayindex import RayEmbedder
 
         embedder = RayEmbedder(settings, load_embedder(settings), args.ray_workers, args.ray_address)
     report = build_index(settings, settings.corpus, settings.index_dir, rebuild=args.rebuild, progress=not args.quiet,
@@ -97,8 +97,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def _prepare_query_embedder(settings: Any, quiet: bool) -> None:
-    """Export the model to ONNX once, so search and serve start without torch (rag.onnxembed)."""
-    from rag.embed import prepare_query_embedder
+    """Export the model to ONNX once, so search and serve start without torch (rag.model.onnxembed)."""
+    from rag.model.encoder import prepare_query_embedder
 
     meta = prepare_query_embedder(settings, lambda m: None if quiet else _log(f"rag: {m}"))
     if meta is None:
@@ -115,8 +115,8 @@ def _prepare_query_embedder(settings: Any, quiet: bool) -> None:
 
 # ----------------------------------------------------------------- search
 def _filters(args: argparse.Namespace) -> Any:
-    from rag.dates import check_range
-    from rag.retrieve import Filters
+    from rag.ingest.dates import check_range
+    from rag.search.retrieve import Filters
 
     try:
         check_range(args.date_from, args.date_to)
@@ -126,7 +126,7 @@ def _filters(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from rag.retrieve import Retriever
+    from rag.search.retrieve import Retriever
 
     if not args.batch and not args.question:
         raise RagError("give a QUESTION or --batch QUERIES.jsonl")
@@ -166,8 +166,8 @@ def _history(path: str | None) -> list[Any]:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.answer import answer
-    from rag.retrieve import Retriever
+    from rag.answer.compose import answer
+    from rag.search.retrieve import Retriever
 
     if not args.batch and not args.question:
         raise RagError("give a QUESTION or --batch QUERIES.jsonl")
@@ -198,12 +198,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------- eval
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.evaluate import evaluate_retrieval, load_queries
-    from rag.retrieve import Retriever
+    from rag.search.evaluate import evaluate_retrieval, load_queries
+    from rag.search.retrieve import Retriever
 
     settings = _settings(args)
     if args.corpus:
-        from rag.index import build_index
+        from rag.store.index import build_index
 
         build_index(settings, settings.corpus, settings.index_dir, progress=not args.quiet)
     queries = load_queries(args.queries)
@@ -211,7 +211,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"queries": str(args.queries), "index": settings.index_dir}
     result["retrieval"] = evaluate_retrieval(retriever, queries, mode=args.mode)
     if args.answers:
-        from rag.answer_eval import evaluate_answers
+        from rag.answer.answer_eval import evaluate_answers
 
         result["answers"] = evaluate_answers(retriever, [q.raw or {} for q in queries], settings)
     if args.json:
@@ -231,8 +231,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     import time
 
-    from rag.feeds import Fetcher
-    from rag.ingest import Ingestor, default_folder, parse_every, read_feed_list
+    from rag.ingest.feeds import Fetcher
+    from rag.store.feedindex import Ingestor, default_folder, parse_every, read_feed_list
 
     feeds = list(args.feed or [])
     for path in args.feeds or []:
@@ -265,7 +265,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ serve
 def cmd_serve(args: argparse.Namespace) -> int:
-    from rag.server import serve
+    from rag.serve.server import serve
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port, "root_path": args.root_path}
     if args.auth:
@@ -396,7 +396,7 @@ MODE_HELP = ("retriever: hybrid (default); dense = passage vectors alone, bm25 =
 
 def _iso_date(text: str) -> str:
     """argparse type: a calendar date written YYYY-MM-DD (what article metadata is compared with)."""
-    from rag.dates import filter_day
+    from rag.ingest.dates import filter_day
 
     try:
         return filter_day(text)

@@ -42,7 +42,7 @@ class Settings:
     query_prompt: str = "query: "  # e5 family prompts; ignored when the model has its own
     passage_prompt: str = "passage: "
     # search/ask/serve embed questions with the model's ONNX export (made by `rag index`, checked
-    # against sentence-transformers): no torch import, ~3x faster per question (rag.onnxembed)
+    # against sentence-transformers): no torch import, ~3x faster per question (rag.model.onnxembed)
     onnx: bool = True
     # sentence vectors: each sentence encoded alone (default: every retrieval target of
     # docs/retrieval.md holds) or, when True, pooled from the passage's own forward pass
@@ -68,7 +68,7 @@ class Settings:
 
     # --- answers
     # answer only when the question's cosine with its best passage reaches this, on top of the
-    # calibrated rule of rag.evidence (0 = the calibrated rule alone; e.g. 0.86 abstains more)
+    # calibrated rule of rag.answer.evidence (0 = the calibrated rule alone; e.g. 0.86 abstains more)
     min_answer_score: float = 0.0
     max_quotes: int = 3
     # reference day for time words in questions ("지난주", "last week"), YYYY-MM-DD; "" = today.

@@ -25,7 +25,7 @@ class Document:
     source: str = ""  # path (and line) the document was read from
     sha256: str = ""  # of the normalised title + text + metadata
     body_start: int = 0  # text before this offset is the metadata header (title, outlet, author, date)
-    also: str = ""  # other outlets that published the same story ("테크데일리 (2025-08-14, URL); ..."; rag.dedup)
+    also: str = ""  # other outlets that published the same story (rag.ingest.dedup)
 
     def meta(self) -> dict[str, str]:
         """Document metadata without the body, as stored beside chunks."""
@@ -121,7 +121,7 @@ class Answer:
     mode: str = "extractive"  # or "llm"
     notice: str = ""  # e.g. why the LLM answer fell back to extractive
     resolved_question: str = ""  # the question after follow-up resolution
-    time: dict[str, Any] | None = None  # publication dates searched (rag.timeline.TimeScope + "label")
+    time: dict[str, Any] | None = None  # publication dates searched (rag.answer.timeline.TimeScope + "label")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

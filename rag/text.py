@@ -14,8 +14,8 @@ What it does:
   and numbers inside Korean text are tokenised by the same rules as English text,
   so an English query term matches an English word in a Korean article.
 
-What it deliberately does not do: read files, strip boilerplate (``rag.corpus``)
-or count model tokens (``rag.chunking`` takes a counter from the caller).
+What it deliberately does not do: read files, strip boilerplate (``rag.ingest.corpus``)
+or count model tokens (``rag.ingest.chunking`` takes a counter from the caller).
 Kiwi is imported lazily and created once per process.
 """
 
@@ -351,3 +351,12 @@ def tokens_batch(texts: Iterable[str]) -> list[list[str]]:
         for i, toks in zip(ko_idx, analysed, strict=True):
             out[i] = _ko_tokens(items[i], toks)
     return out
+
+
+def everyday_texts() -> list[str]:
+    """The shipped everyday texts no article answers (``rag/data/background.txt``): the yardstick
+    for abstention cosines and the ONNX export's probe texts."""
+    from importlib import resources
+
+    text = resources.files("rag").joinpath("data/background.txt").read_text(encoding="utf-8")
+    return [x.strip() for x in text.splitlines() if x.strip() and not x.lstrip().startswith("#")]

@@ -39,7 +39,7 @@ def settings(model_cache: str, tmp_path_factory: pytest.TempPathFactory) -> Sett
 
 @pytest.fixture(scope="session")
 def embedder(settings: Settings):  # type: ignore[no-untyped-def]
-    from rag.embed import load_embedder
+    from rag.model.embed import load_embedder
 
     return load_embedder(settings)
 
@@ -47,7 +47,7 @@ def embedder(settings: Settings):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def seed_index(settings: Settings, embedder: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped corpus/ indexed once per session."""
-    from rag.index import build_index
+    from rag.store.index import build_index
 
     path = tmp_path_factory.mktemp("seed") / "index"
     build_index(settings, [ROOT / "corpus"], path, progress=False, embedder=embedder)
@@ -56,6 +56,6 @@ def seed_index(settings: Settings, embedder: object, tmp_path_factory: pytest.Te
 
 @pytest.fixture(scope="session")
 def seed_retriever(settings: Settings, seed_index: Path):  # type: ignore[no-untyped-def]
-    from rag.retrieve import Retriever
+    from rag.search.retrieve import Retriever
 
     return Retriever.open(settings, seed_index)

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from rag.answer import ABSTAIN, SOURCE_LANG_NOTE, answer, stream_answer
-from rag.answer_eval import evaluate_answers
+from rag.answer.answer_eval import evaluate_answers
+from rag.answer.compose import ABSTAIN, SOURCE_LANG_NOTE, answer, stream_answer
 from rag.config import Settings
-from rag.corpus import load_corpus
-from rag.index import build_index
+from rag.ingest.corpus import load_corpus
 from rag.records import Answer
-from rag.retrieve import Filters, Retriever
+from rag.search.retrieve import Filters, Retriever
+from rag.store.index import build_index
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_QUESTIONS = ROOT.parent / "shared" / "eval" / "seed" / "questions.jsonl"

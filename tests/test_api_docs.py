@@ -1,8 +1,8 @@
-"""``rag.api_docs``: the OpenAPI 3.1 schema said as 3.0 for the bundled Swagger UI 4."""
+"""``rag.serve.api_docs``: the OpenAPI 3.1 schema said as 3.0 for the bundled Swagger UI 4."""
 
 from __future__ import annotations
 
-from rag.api_docs import as_openapi30
+from rag.serve.api_docs import as_openapi30
 
 
 def test_nullable_fields_become_openapi30() -> None:

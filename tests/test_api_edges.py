@@ -21,8 +21,8 @@ pytest.importorskip("gradio")
 
 from fastapi.testclient import TestClient
 
-from rag.auth import Authenticator, client_key
-from rag.server import create_app
+from rag.serve.auth import Authenticator, client_key
+from rag.serve.server import create_app
 
 KO_Q = "KT 컨소시엄에 참여한 공공기관은?"
 LONE = "KT \ud800"  # a lone surrogate, as JSON "\ud800" sends it
@@ -117,7 +117,7 @@ def test_openapi_documents_what_is_sent(client: TestClient) -> None:
 def test_uncaught_exception_is_json_500_without_internals() -> None:
     from fastapi import FastAPI
 
-    from rag.guard import ErrorShapeMiddleware, GuardMiddleware
+    from rag.serve.guard import ErrorShapeMiddleware, GuardMiddleware
 
     app = FastAPI()  # wired as create_app wires it
 

@@ -46,7 +46,7 @@ from starlette.responses import Response, StreamingResponse  # noqa: E402
 from starlette.routing import Mount, Route  # noqa: E402
 from starlette.staticfiles import StaticFiles  # noqa: E402
 
-from rag.server import create_app  # noqa: E402
+from rag.serve.server import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "browser-test-key-0123456789"
@@ -127,8 +127,8 @@ def _static() -> Starlette:
 @pytest.fixture(scope="module")
 def stack(settings: Settings, seed_index: Path, embedder: Any,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from rag.index import build_index
-    from rag.retrieve import Retriever
+    from rag.search.retrieve import Retriever
+    from rag.store.index import build_index
 
     tmp = tmp_path_factory.mktemp("browser")
     (tmp / "xss.jsonl").write_text(json.dumps(XSS_DOC, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chat_html import (
+from rag.records import Answer, Citation, Sentence
+from rag.serve.chat_html import (
     pick_lang,
     render_answer,
     render_panel,
@@ -13,7 +14,6 @@ from rag.chat_html import (
     render_streaming,
     safe_url,
 )
-from rag.records import Answer, Citation, Sentence
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 DOC = "첫 문장이다. KT 컨소시엄에는 경찰청이 참여했다. 마지막 문장."

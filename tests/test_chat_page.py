@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rag import chat_store
 from rag.records import Answer, Citation, Sentence
+from rag.serve import chat_store
 
 pytest.importorskip("gradio")
 
-from rag.chat_ui import conv_from_answers, coverage, parse_filters, render_chips
+from rag.serve.chat_ui import conv_from_answers, coverage, parse_filters, render_chips
 
 
 def answer(n: int = 1) -> Answer:

@@ -1,4 +1,4 @@
-"""rag.chunking: exact offsets, stable ids, token budget, overlap, paragraph preference."""
+"""rag.ingest.chunking: exact offsets, stable ids, token budget, overlap, paragraph preference."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import approx_tokens, chunk
-from rag.corpus import load_corpus
+from rag.ingest.chunking import approx_tokens, chunk
+from rag.ingest.corpus import load_corpus
 from rag.records import Chunk, Document
 from rag.text import split_sentences
 
@@ -143,7 +143,7 @@ def test_shipped_seed_article_chunks() -> None:
 
 
 def test_metadata_header_is_its_own_passage() -> None:
-    from rag.corpus import metadata_header
+    from rag.ingest.corpus import metadata_header
 
     meta = {"title": "반도체 수출", "outlet": "테스트일보", "author": "홍길동", "published": "", "lang": "ko"}
     header = metadata_header(meta)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import ABSTAIN
+from rag.answer.compose import ABSTAIN
 from tests.test_index import write_corpus
 
 RAG = [sys.executable, "-m", "rag.cli"]

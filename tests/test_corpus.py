@@ -1,4 +1,4 @@
-"""rag.corpus: every input format, boilerplate removal, ids, and bad input that must not abort."""
+"""rag.ingest.corpus: every input format, boilerplate removal, ids, and bad input that must not abort."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import rag.htmlpage as htmlpage_mod
-from rag.boilerplate import strip_boilerplate
-from rag.chunking import chunk
-from rag.corpus import LoadResult, Problem, load_corpus
+import rag.ingest.htmlpage as htmlpage_mod
 from rag.errors import CorpusError
+from rag.ingest.boilerplate import strip_boilerplate
+from rag.ingest.chunking import chunk
+from rag.ingest.corpus import LoadResult, Problem, load_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = Path("/work/shared/corpus/000_e4d86b841106c12c.txt")

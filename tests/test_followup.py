@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import answer
-from rag.answer_eval import evaluate_dialogues
+from rag.answer.answer_eval import evaluate_dialogues
+from rag.answer.compose import answer
+from rag.answer.followup import names, resolve
 from rag.config import Settings
-from rag.followup import names, resolve
 from rag.records import Turn
-from rag.retrieve import Retriever
+from rag.search.retrieve import Retriever
 
 ROOT = Path(__file__).resolve().parent.parent
 

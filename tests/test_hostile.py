@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.corpus import load_corpus
+from rag.ingest.corpus import load_corpus
 from tests.hostile import BAD, make_hostile_corpus
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="FIFOs and symlinks")

@@ -13,8 +13,8 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexStoreError
-from rag.index import build_index
-from rag.indexfiles import load_index
+from rag.store.index import build_index
+from rag.store.indexfiles import load_index
 from rag.text import tokens
 
 ARTICLES = {
@@ -208,7 +208,7 @@ def test_switches_to_hnsw_above_threshold(tmp_path: Path, settings: Settings) ->
     """Above ann_threshold the index is HNSW, and its recall@10 against exact search is high."""
     import faiss
 
-    from rag.index import _faiss_index
+    from rag.store.index import _faiss_index
 
     rng = np.random.default_rng(0)
     n, d, latent = 20_000, 384, 48
@@ -238,8 +238,8 @@ def test_truncated_sentence_vectors(built: Path, settings: Settings) -> None:
 
 
 def test_sentence_vectors_are_pooled_from_the_passage(tmp_path: Path, settings: Settings, embedder: Any) -> None:
-    from rag.pooled import encode_pooled
-    from rag.sentvec import sentence_spans, sentence_texts
+    from rag.model.pooled import encode_pooled
+    from rag.store.sentvec import sentence_spans, sentence_texts
 
     settings = replace(settings, sentence_pooling=True)  # RAG_SENTENCE_POOLING=1; the default encodes them alone
     built = tmp_path / "pooled"
@@ -286,7 +286,7 @@ class InterruptedEmbedder:
         return getattr(self.inner, name)
 
     def token_states(self, texts: list[str]) -> Any:
-        from rag.pooled import _forward
+        from rag.model.pooled import _forward
 
         if self.stop_after is not None and self.batches >= self.stop_after:
             raise KeyboardInterrupt
@@ -297,7 +297,7 @@ class InterruptedEmbedder:
 def test_interrupted_build_resumes_without_re_embedding(
     tmp_path: Path, settings: Settings, embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag import checkpoint
+    from rag.store import checkpoint
 
     monkeypatch.setattr(checkpoint, "BLOCK", 1)  # one passage per checkpoint file
     settings = replace(settings, cache_dir=str(tmp_path / "cache"), sentence_pooling=True)
@@ -338,11 +338,11 @@ def test_a_second_writer_fails_fast_naming_the_holder(tmp_path: Path) -> None:
     import sys
 
     from rag.errors import IndexStoreError
-    from rag.indexlock import index_lock, writer_active
+    from rag.store.indexlock import index_lock, writer_active
 
     index = tmp_path / "index"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from rag.indexlock import index_lock\n"
+        "import sys, time; from pathlib import Path; from rag.store.indexlock import index_lock\n"
         f"with index_lock(Path({str(index)!r})):\n    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -359,7 +359,7 @@ def test_a_second_writer_fails_fast_naming_the_holder(tmp_path: Path) -> None:
 
 
 def test_leftovers_of_killed_builds_are_removed(tmp_path: Path) -> None:
-    from rag.indexlock import index_lock
+    from rag.store.indexlock import index_lock
 
     index = tmp_path / "index"
     (tmp_path / ".index.tmp-12345").mkdir()

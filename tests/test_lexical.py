@@ -1,4 +1,4 @@
-"""rag.lexical: BM25 over single terms and over adjacent term pairs; saving, loading, odd corpora."""
+"""rag.store.lexical: BM25 over single terms and over adjacent term pairs; saving, loading, odd corpora."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.lexical import PAIRS_FOLDER, Lexical, term_pairs
+from rag.store.lexical import PAIRS_FOLDER, Lexical, term_pairs
 from rag.text import tokens
 
 PASSAGES = [

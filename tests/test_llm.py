@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from fake_llm import FakeLLM, fake_llm
 
-from rag.answer import answer, stream_answer
+from rag.answer.compose import answer, stream_answer
+from rag.answer.llm import LLMClient
 from rag.config import Settings
 from rag.errors import LLMError
-from rag.index import build_index
-from rag.llm import LLMClient
 from rag.records import Answer
-from rag.retrieve import Retriever
+from rag.search.retrieve import Retriever
+from rag.store.index import build_index
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "안녕?"}]
 

@@ -13,9 +13,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexStoreError, RagError
-from rag.lexical import Lexical
-from rag.retrieve import Filters, Retriever
-from rag.sparsebm25 import Counts, passage_vector, query_vector
+from rag.search.retrieve import Filters, Retriever
+from rag.store.lexical import Lexical
+from rag.store.sparsebm25 import Counts, passage_vector, query_vector
 from rag.text import tokens, tokens_batch
 
 # 8 Korean and 4 English Belebele passages (CC BY-SA 4.0) with made-up outlets and dates
@@ -78,7 +78,7 @@ class Remembering:
 def stores(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Any) -> dict[str, Any]:
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
-    from rag.index import build_index
+    from rag.store.index import build_index
 
     tmp = tmp_path_factory.mktemp("milvus")
     embedder = Remembering(embedder)
@@ -114,7 +114,7 @@ def test_filters_are_pushed_down(stores: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_incremental_upsert_and_delete(stores: dict[str, Any]) -> None:
-    from rag.index import build_index
+    from rag.store.index import build_index
 
     tmp, ms, embedder = stores["tmp"], stores["ms"], stores["embedder"]
     rows = [json.loads(line) for line in stores["corpus"].read_text(encoding="utf-8").splitlines()]
@@ -149,7 +149,7 @@ def test_manifest_checks_and_answer_path(stores: dict[str, Any], settings: Setti
         Retriever.open(ms, stores["tmp"] / "missing")
     with pytest.raises(RagError, match="RAG_MILVUS_URI"):
         Retriever.open(replace(ms, milvus_uri=""), stores["tmp"] / "news")
-    from rag.answer import answer
+    from rag.answer.compose import answer
 
     for q in QUESTIONS:  # the answer path (evidence, sentence vectors) reads the collection too
         want = answer(stores["faiss"], q, settings=settings)

@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from rag.answer import answer
-from rag.chat_html import render_answer
-from rag.followup import resolve
-from rag.nearmiss import gap, in_english, short_span
+from rag.answer.compose import answer
+from rag.answer.followup import resolve
+from rag.answer.nearmiss import gap, in_english, short_span
+from rag.answer.support import answer_type
 from rag.records import Turn
-from rag.support import answer_type
+from rag.serve.chat_html import render_answer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_STAGE = "이르면 8월 초 5개팀과 협약을 체결하고, 12월 말에 1차 단계 평가를 추진해 5개팀에서 4개팀으로 줄어든다."
 
 
 def _doc() -> str:
-    from rag.corpus import load_corpus
+    from rag.ingest.corpus import load_corpus
 
     return load_corpus([ROOT / "corpus"]).documents[0].text
 

@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.e5convert import bundled_model_dir
-from rag.embed import Embedder, load_query_embedder, model_checksum, prepare_query_embedder
-from rag.indexfiles import load_index
-from rag.onnxembed import MODEL, WEIGHTS, OnnxEmbedder, folder_for, read_meta
-from rag.retrieve import Retriever
+from rag.model.e5convert import bundled_model_dir
+from rag.model.embed import Embedder, model_checksum
+from rag.model.encoder import load_query_embedder, prepare_query_embedder
+from rag.model.onnxembed import MODEL, WEIGHTS, OnnxEmbedder, folder_for, read_meta
+from rag.search.retrieve import Retriever
+from rag.store.indexfiles import load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [t for t in (ROOT / "tests" / "data" / "fidelity_texts.txt").read_text(encoding="utf-8").split("\n") if t]
@@ -92,8 +93,8 @@ def test_answering_process_never_imports_torch(onnx_cache: Path, seed_index: Pat
     code = (
         "import json, sys\n"
         "from rag.config import Settings\n"
-        "from rag.retrieve import Retriever\n"
-        "from rag.answer import answer\n"
+        "from rag.search.retrieve import Retriever\n"
+        "from rag.answer.compose import answer\n"
         "s = Settings.from_env()\n"
         "a = answer(Retriever.open(s), 'KT 컨소시엄에 참여한 공공기관은?', settings=s)\n"
         "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"

@@ -1,4 +1,4 @@
-"""rag.pooled: sentence vectors pooled from the passage's own forward pass (late chunking)."""
+"""rag.model.pooled: sentence vectors pooled from the passage's own forward pass (late chunking)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.pooled import char_positions, encode_pooled, token_masks
+from rag.model.pooled import char_positions, encode_pooled, token_masks
 from rag.text import split_sentences
 
 KO = "서울은 한국의 수도이다. 부산은 바다가 보이는 항구 도시이다. 제주도는 감귤로 유명한 섬이다."

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.indexfiles import load_index
+from rag.store.indexfiles import load_index
 
 CORPUS = Path(__file__).parent / "data" / "belebele12.jsonl"
 
@@ -25,8 +25,8 @@ def ray_local() -> Any:
 
 @pytest.mark.slow
 def test_ray_index_equals_local(tmp_path: Path, settings: Settings, embedder: Any, ray_local: Any) -> None:
-    from rag.index import build_index
-    from rag.rayindex import RayEmbedder
+    from rag.store.index import build_index
+    from rag.store.rayindex import RayEmbedder
 
     rows = CORPUS.read_text(encoding="utf-8").splitlines()
     corpus = tmp_path / "six.jsonl"  # 4 Korean and 2 English articles

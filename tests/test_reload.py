@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rag.config import Settings
-from rag.index import build_index
+from rag.store.index import build_index
 from tests.test_index import ARTICLES, write_corpus
 
 pytest.importorskip("fastapi")
@@ -20,7 +20,7 @@ pytest.importorskip("gradio")
 
 from fastapi.testclient import TestClient
 
-from rag.server import create_app
+from rag.serve.server import create_app
 
 NEW = {"zorblax.md": "---\ntitle: Zorblax turnip festival\noutlet: Test Herald\npublished: 2025-06-01\n---\n"
        "The Zorblax turnip festival in Gangneung drew 12,000 visitors on Sunday.\n\n"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from rag.config import Settings
-from rag.sharedstate import SharedRateLimiter
+from rag.serve.sharedstate import SharedRateLimiter
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).parent / "data" / "belebele12.jsonl"
@@ -66,8 +66,8 @@ def _ids(body: dict[str, Any]) -> list[tuple[str, str]]:
 @pytest.mark.slow
 def test_two_servers_one_index(tmp_path: Path, settings: Settings, embedder: Any) -> None:
     pytest.importorskip("fastapi")
-    from rag.index import build_index
-    from rag.retrieve import Retriever
+    from rag.search.retrieve import Retriever
+    from rag.store.index import build_index
 
     rows = CORPUS.read_text(encoding="utf-8").splitlines()
     corpus = tmp_path / "news.jsonl"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from rag.config import Settings
-from rag.evaluate import first_relevant_rank, load_queries
-from rag.index import build_index
-from rag.retrieve import Filters, Retriever
+from rag.search.evaluate import first_relevant_rank, load_queries
+from rag.search.retrieve import Filters, Retriever
+from rag.store.index import build_index
 from rag.text import tokens
 from tests.test_index import write_corpus
 

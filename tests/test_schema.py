@@ -23,7 +23,7 @@ SOAK = os.environ.get("RAG_SOAK") == "1"
 @pytest.mark.skipif(not SOAK, reason="make soak (RAG_SOAK=1): not yet timed within make test's budget")
 def test_the_api_matches_its_schema(settings: Settings, seed_retriever: Any, tmp_path: Path) -> None:
     pytest.importorskip("schemathesis")
-    from rag.server import create_app
+    from rag.serve.server import create_app
 
     s = replace(settings, data_dir=str(tmp_path / "data"), rate_limit=0)
     server, port = _serve(create_app(s, seed_retriever))

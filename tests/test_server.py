@@ -1,4 +1,4 @@
-"""HTTP API of ``rag.server``: shapes of DESIGN.md, error statuses, auth, limits, embedding policy.
+"""HTTP API of ``rag.serve.server``: shapes of DESIGN.md, error statuses, auth, limits, embedding policy.
 
 One app per set of settings, all sharing the session's seed retriever; requests
 go through Starlette's TestClient (no sockets), and the OpenAI endpoint is
@@ -22,9 +22,9 @@ pytest.importorskip("gradio")
 
 from fastapi.testclient import TestClient
 
-from rag.auth import Authenticator, RateLimiter, is_loopback, load_keys
 from rag.errors import RagError
-from rag.server import check_serve, create_app
+from rag.serve.auth import Authenticator, RateLimiter, is_loopback, load_keys
+from rag.serve.server import check_serve, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "test-key-0123456789abcdef"
@@ -46,7 +46,7 @@ def client(base: Settings, seed_retriever: Any) -> TestClient:
 
 @pytest.fixture(scope="module")
 def seed_text() -> dict[str, str]:
-    from rag.corpus import load_corpus
+    from rag.ingest.corpus import load_corpus
 
     return {d.doc_id: d.text for d in load_corpus([ROOT / "corpus"]).documents}
 

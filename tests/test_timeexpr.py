@@ -8,7 +8,7 @@ import pytest
 
 from rag.errors import RagError
 from rag.records import Chunk, Hit
-from rag.timeexpr import prefer_recent, reference_day, resolve_time
+from rag.search.timeexpr import prefer_recent, reference_day, resolve_time
 
 NOW = dt.date(2025, 8, 13)  # a Wednesday
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.conflicts import disagree, order_conflicts
+from rag.answer.timeline import name_dates, scope
 from rag.config import Settings
-from rag.conflicts import disagree, order_conflicts
 from rag.records import Answer, Citation, Sentence
-from rag.retrieve import Filters
-from rag.timeline import name_dates, scope
+from rag.search.retrieve import Filters
 
 DATA = Path(__file__).parent / "data" / "timeline"
 NOW = "2025-08-13"
@@ -22,8 +22,8 @@ NOW = "2025-08-13"
 
 @pytest.fixture(scope="module")
 def tl(settings: Settings, embedder: object, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from rag.index import build_index
-    from rag.retrieve import Retriever
+    from rag.search.retrieve import Retriever
+    from rag.store.index import build_index
 
     path = tmp_path_factory.mktemp("timeline") / "index"
     build_index(settings, [DATA / "articles.jsonl"], path, progress=False, embedder=embedder)
@@ -94,7 +94,7 @@ def test_dates_named_when_asked_about_time_or_spread_over_weeks_undated_marked()
 
 
 def test_answer_json_carries_the_question_range(tl) -> None:  # type: ignore[no-untyped-def]
-    from rag.answer import answer
+    from rag.answer.compose import answer
 
     retriever, s = tl
     a = answer(retriever, "지난주 K-AI 프로젝트 참여 팀은 몇 개로 줄었나?", settings=s)
@@ -112,8 +112,8 @@ def test_answer_json_carries_the_question_range(tl) -> None:  # type: ignore[no-
 
 
 def test_questions_without_time_words_retrieve_exactly_as_before(tl) -> None:  # type: ignore[no-untyped-def]
-    from rag.evidence import gather
-    from rag.timeline import scope as time_scope
+    from rag.answer.evidence import gather
+    from rag.answer.timeline import scope as time_scope
 
     retriever, s = tl
     for q in ["K-AI 파운데이션 모델 공모 마감일은?", "How many GPUs does the Seoul data centre offer?"]:
@@ -149,7 +149,7 @@ def test_api_and_cli_carry_the_range(tl, capsys: pytest.CaptureFixture[str]) -> 
     from fastapi.testclient import TestClient
 
     from rag.cli import main
-    from rag.server import create_app
+    from rag.serve.server import create_app
 
     retriever, s = tl
     client = TestClient(create_app(s, retriever))
@@ -169,7 +169,7 @@ def test_api_and_cli_carry_the_range(tl, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_citations_list_the_other_outlets_of_a_syndicated_story() -> None:
-    from rag.timeline import finish
+    from rag.answer.timeline import finish
 
     a = _answer("ko", _cite(1, "wire", "정부가 GPU 1만 장을 확보한다.", "2025-08-13", "연합뉴스"))
     docs = {"wire": {"also": "테크데일리 (2025-08-14, http://t.test/copy)"}}
@@ -180,7 +180,7 @@ def test_citations_list_the_other_outlets_of_a_syndicated_story() -> None:
 
 
 def test_time_words_are_not_taken_for_the_asked_subject() -> None:
-    from rag.timeline import without_time_words
+    from rag.answer.timeline import without_time_words
 
     _, ts = scope("What was reported about chip exports in early August?", None, NOW)
     assert without_time_words("What was reported about chip exports in early August?", ts) == \

@@ -1,0 +1,1 @@
+"""Answer: evidence sentences, support checks, follow-ups, abstention and the optional LLM."""

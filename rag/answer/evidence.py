@@ -1,0 +1,418 @@
+"""Evidence for one question: retrieved passages cut into scored source sentences.
+
+:func:`gather` resolves a follow-up, retrieves passages, splits them into
+sentences with document offsets (merging the duplicates of overlapping
+passages), scores each sentence against the question and decides whether the
+evidence is strong enough to answer at all. The answer writers in
+:mod:`rag.answer.compose` and :mod:`rag.answer.llm_answer` only format what it found.
+
+Abstention looks at passages, with absolute cosines of the question vector
+(:class:`Calibration`, thresholds chosen on whole sets: the seed questions,
+Belebele ko/en and the off-topic set; see ``docs/answers.md``).
+
+Sentences are then ranked by
+
+- ``lex``: weighted share of the question's morphemes, numbers and names found
+  in the sentence (:func:`rag.answer.support.overlap`);
+- ``cos``: cosine of the question with the sentence's passage (stored vectors);
+- ``sem``: cosine of the question with the sentence itself; computed only when
+  the sentence is in another language than the question (then words cannot
+  match), for the ``SEM_TOP`` best candidates, because embedding is the
+  expensive step on CPU; measured on the seed and dialogue questions it did not
+  help same-language questions;
+- ``fit``: whether the sentence holds the kind of answer asked for (a number,
+  a date, a name).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rag.answer.background import background_similarity
+from rag.answer.followup import resolve
+from rag.answer.nearmiss import asked_words, subject_names
+from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens
+from rag.config import Settings
+from rag.ingest.corpus import HEADER_LABELS
+from rag.records import Hit, Turn
+from rag.search.retrieve import Filters, Retriever
+from rag.store.sentvec import sentence_texts
+from rag.text import detect_lang, split_sentences
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Abstention thresholds on absolute cosines; see ``docs/answers.md`` for the measurements.
+
+    ``cos`` is the question's cosine with its best retrieved passage, ``gap`` how far
+    that passage stands out from the average passage of the index, ``contrast``
+    how much closer the question is to that passage than to the nearest text of
+    the background set (``rag/data/background.txt``: weather, sports, recipes,
+    arithmetic, small talk and other requests no article answers).
+    """
+
+    same_contrast: float = 0.0  # below: the question is more like small talk than like the articles
+    same_cos: float = 0.85  # same language: a passage this close is about the question ...
+    same_gap: float = 0.035  # ... or one that stands out this much from the rest of the index
+    # across languages (English question, Korean article) e5-small cosines are lower and noisier:
+    # answerable seed/dialogue questions reach contrast >= -0.018, off-topic ones stay <= -0.016
+    cross_contrast: float = -0.02
+    cross_cos: float = 0.74  # a floor only
+    # ... unless one sentence is closer to the question than the background (off-topic en <= -0.017,
+    # "the first-stage evaluation that cuts five teams to four" +0.016)
+    cross_sent_contrast: float = 0.0
+
+
+CALIBRATION = Calibration()
+SEM_TOP = 8  # sentences embedded for a question in another language than its passages (8 = 12 on seed+dialogues)
+W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
+W_ASK = 0.3  # the words that say what is asked (not the names), on top of ``lex``
+W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
+W_FIT = 0.4  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
+# W_FIT and W_ASK: 28/36 leads hold the evidence on the seed + dialogue first turns + the issue's two
+# questions (0.25/0.0 before: 25/36); grid 0.25-0.6 x 0-1.0, see docs/answers.md
+MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
+MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
+
+
+@dataclass
+class Source:
+    """One source sentence of a retrieved passage."""
+
+    hit: Hit
+    index: int  # sentence number inside the passage
+    local_start: int  # offsets into the passage text
+    local_end: int
+    start: int  # offsets into the document text
+    end: int
+    text: str
+    lang: str
+    cos: float = 0.0
+    lex: float = 0.0
+    ask: float = 0.0  # share of the asked words (not the names) the sentence holds
+    sem: float | None = None
+    fit: float = 0.0
+    score: float = 0.0
+
+
+@dataclass
+class Evidence:
+    question: str
+    resolved: str
+    lang: str
+    hits: list[Hit]
+    sources: list[Source]
+    abstain: bool = True
+    reason: str = ""
+    meta: tuple[str, str, Hit, tuple[int, int] | None] | None = None  # field, value, hit, span
+    qvec: Any = None
+    baseline: dict[str, float] = field(default_factory=dict)  # typical cosine with text, per language
+    subject: str = ""  # the question's first name, as written (what it asks about)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def select(self, k: int) -> list[Source]:
+        """The lead sentence (the best one), then at most ``k - 1`` supporting sentences in source order.
+
+        A supporting sentence scores within ``SELECT_MARGIN`` of the lead and shares at least
+        ``SUPPORT_LEX`` of the question's words (same language) or, across languages, has
+        its own cosine within ``SUPPORT_SEM`` of the lead's: a sentence that merely sits
+        in a retrieved passage supports nothing.
+        """
+        ranked = sorted(self.sources, key=lambda s: -s.score)
+        if not ranked:
+            return []
+        lead = ranked[0]
+        support = [
+            s
+            for s in ranked[1 : max(1, k)]
+            if s.score >= lead.score - SELECT_MARGIN and _supports(s, lead, self.lang, self.subject)
+        ]
+        return [lead, *sorted(support, key=lambda s: (s.hit.chunk.doc_id, s.start))]
+
+
+SELECT_MARGIN = 0.3  # a second or third quote must score within this of the lead
+SUPPORT_LEX = 0.5  # ... and share this much of the question's (weighted) words
+SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
+
+
+def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
+    if subject and _has(lead.text, subject) and not _has(s.text, subject):
+        return False  # about another party than the one asked about ("카카오는 ..." for a 코난 question)
+    if s.lang == lang:  # shares the question's words, or the asked words next to the lead
+        same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
+        return s.lex >= SUPPORT_LEX or (same_passage and s.ask >= SUPPORT_LEX)
+    return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
+
+
+def _has(text: str, name: str) -> bool:
+    return re.sub(r"\s+", "", name).casefold() in re.sub(r"\s+", "", text).casefold()
+
+
+def gather(
+    retriever: Retriever,
+    question: str,
+    history: Sequence[Turn] = (),
+    settings: Settings | None = None,
+    filters: Filters | None = None,
+) -> Evidence:
+    """Retrieve, split, score and decide (see the module docstring)."""
+    settings = settings or retriever.settings
+    resolved = resolve(question, history)
+    lang = detect_lang(question) or detect_lang(resolved) or "en"
+    ev = Evidence(question, resolved, lang, [], [])
+    ev.subject = next(iter(subject_names(resolved, cross=False)), "")
+    if resolved != question:
+        ev.extra["resolved"] = True
+    if not resolved.strip():
+        ev.reason = "empty question"
+        return ev
+    retriever = _memoized(retriever)
+    ev.hits = retriever.search(resolved, k=settings.top_k, filters=filters)
+    if not ev.hits:
+        ev.reason = "no passages (empty index, or filters that exclude every article)"
+        return ev
+    embedder: Any = retriever.embedder
+    ev.qvec = embedder.encode_queries([resolved])[0]
+    rows, langs = _rows(retriever)
+    vecs = retriever.index.vectors()
+    cos = [float(vecs[rows[h.chunk.chunk_id]] @ ev.qvec) for h in ev.hits]
+    best = ev.hits[max(range(len(cos)), key=lambda i: cos[i])].chunk
+    # the question's average cosine with the passages in the best passage's language (cosines
+    # across languages run lower), estimated on a sample of a large index
+    pool = np.flatnonzero(langs == best.lang) if best.lang else np.arange(len(vecs))
+    pool = pool[:: max(1, len(pool) // MEAN_SAMPLE)]
+    mean = float((vecs[pool] @ ev.qvec).mean()) if len(pool) else 0.0
+    from rag.answer.meta import meta_question
+
+    ev.meta = meta_question(resolved, ev.hits, retriever.index.chunks)
+    if ev.meta is not None:
+        ev.abstain, ev.reason = False, "metadata"
+        return ev
+    nearest, by_lang = background_similarity(embedder, settings, ev.qvec)
+    # sentence scores subtract the question's typical cosine with text of the sentence's language,
+    # which makes passages in both languages comparable (measured on the background set, so it
+    # works for an index of any size)
+    ev.baseline = by_lang
+    stored = _stored_sentence_vectors(retriever, rows, ev.hits)
+    sent_best = max((float(v @ ev.qvec) for v in stored.values()), default=max(cos))
+    _decide(ev, cos, mean, nearest, settings.min_answer_score, sent_best)
+    if not ev.abstain:
+        ev.sources = _sources(ev.hits, cos)
+        _score(ev, embedder, stored)
+    return ev
+
+
+class _QueryMemo:
+    """The retriever's embedder, remembering the last few query vectors.
+
+    Retrieval embeds the question and so does the answerer (it needs the vector
+    for absolute cosines): with this wrapper that is one model call, not two.
+    """
+
+    def __init__(self, inner: Any, size: int = 32) -> None:
+        self._inner = inner
+        self._size = size
+        self._memo: dict[str, np.ndarray] = {}
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) != 1:
+            return np.asarray(self._inner.encode_queries(texts))
+        vec = self._memo.get(texts[0])
+        if vec is None:
+            vec = np.asarray(self._inner.encode_queries(list(texts)))[0]
+            if len(self._memo) >= self._size:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[texts[0]] = vec
+        return vec[None, :]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+_MEMO: dict[int, tuple[Retriever, Retriever]] = {}
+
+
+def _memoized(retriever: Retriever) -> Retriever:
+    """A retriever over the same index whose embedder remembers query vectors (one per retriever)."""
+    if isinstance(retriever.embedder, _QueryMemo):
+        return retriever
+    cached = _MEMO.get(id(retriever))
+    if cached is None or cached[0] is not retriever or cached[1].index is not retriever.index:
+        view = type(retriever)(retriever.index, _QueryMemo(retriever.embedder), retriever.settings, retriever.fusion)
+        cached = (retriever, view)
+        if len(_MEMO) > 8:
+            _MEMO.clear()
+        _MEMO[id(retriever)] = cached
+    return cached[1]
+
+
+def _rows(retriever: Retriever) -> tuple[dict[str, int], np.ndarray]:
+    """Row of each chunk id and the language of each row, computed once per loaded index."""
+    index = retriever.index
+    key = id(index)
+    cached = _ROWS.get(key)
+    if cached is None or cached[0] is not index:
+        rows = {c.chunk_id: i for i, c in enumerate(index.chunks)}
+        cached = (index, rows, np.array([c.lang or "" for c in index.chunks]))
+        _ROWS.clear()  # one index per process is the common case; never grow without bound
+        _ROWS[key] = cached
+    return cached[1], cached[2]
+
+
+_ROWS: dict[int, tuple[Any, dict[str, int], np.ndarray]] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def sentence_spans(text: str, lang: str) -> tuple[tuple[int, int], ...]:
+    """Sentence spans of a passage (cached: the same passages come back for many questions)."""
+    return tuple(split_sentences(text, lang or None))
+
+
+def _sources(hits: list[Hit], cos: list[float]) -> list[Source]:
+    """Sentences of the hits; a sentence seen in an earlier (better) hit is not repeated."""
+    seen: list[tuple[str, int, int]] = []
+    out: list[Source] = []
+    for hit, c in zip(hits, cos, strict=True):
+        ch = hit.chunk
+        for i, (a, b) in enumerate(sentence_spans(ch.text, ch.lang)):
+            text = ch.text[a:b]
+            start, end = ch.start + a, ch.start + b
+            if any(d == ch.doc_id and start < e and s < end for d, s, e in seen):
+                continue  # the same sentence (or part of it) from an overlapping passage
+            seen.append((ch.doc_id, start, end))
+            if _is_header(text, hit.title):
+                continue  # the headline and metadata line answer nothing by themselves
+            lang = detect_lang(text) or ch.lang
+            out.append(Source(hit, i, a, b, start, end, text, lang, cos=c))
+    return out
+
+
+_WORDY_RE = re.compile(r"\w")
+# the metadata line rag.ingest.corpus puts under the headline ("매체: ... | 기자: ...", "Outlet: ... | Author: ...")
+_META_LINE_RE = re.compile(
+    "^(" + "|".join(re.escape(label) for labels in HEADER_LABELS.values() for label in labels.values()) + r")\s*:"
+)
+
+
+def _is_header(text: str, title: str) -> bool:
+    text = text.strip()
+    if _META_LINE_RE.match(text):
+        return True
+    if title and text.startswith(title.strip()):
+        rest = text[len(title.strip()) :].strip()
+        return not rest or bool(_META_LINE_RE.match(rest))
+    return False
+
+
+def _stored_sentence_vectors(retriever: Retriever, rows: dict[str, int], hits: list[Hit]) -> dict[str, np.ndarray]:
+    """The sentence vectors the index holds for the hits' passages, by sentence text."""
+    stored = retriever.index.sentences
+    if stored is None:
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for h in hits:
+        texts = sentence_texts(h.chunk, sentence_spans(h.chunk.text, h.chunk.lang))
+        vecs = stored.of(rows[h.chunk.chunk_id])
+        if len(texts) == len(vecs):
+            out.update(zip(texts, np.asarray(vecs, dtype=np.float32), strict=True))
+    return out
+
+
+def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
+    """Rank the source sentences (module docstring); only cross-language questions need sentence
+    vectors: the index's own (``stored``) or, for sentences it has none of, embedded now."""
+    warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
+    own = token_set(ev.question)
+    context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
+    wants = answer_type(ev.resolved)
+    asked = asked_words(ev.resolved)
+    for s in ev.sources:
+        wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
+        s.lex = overlap(own, token_set(s.text), context) if wordy else 0.0
+        s.ask = overlap(asked, token_set(s.text)) if wordy and asked else 0.0
+        s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
+        s.score = W_LEX * s.lex + W_COS * (s.cos - _base(ev, s)) + W_FIT * s.fit + W_HIT * s.hit.score
+    cross = [s for s in ev.sources if s.lang != ev.lang and len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
+    for s in cross:
+        if s.text in stored:
+            s.sem = float(stored[s.text] @ ev.qvec)
+    top = sorted((s for s in cross if s.sem is None), key=lambda s: -s.score)[:SEM_TOP]
+    if top:
+        for s, v in zip(top, _sentence_vectors(embedder, [s.text for s in top]), strict=True):
+            s.sem = float(v @ ev.qvec)
+    for s in ev.sources:
+        if s.lang == ev.lang and s.text in stored:
+            s.sem = float(stored[s.text] @ ev.qvec)
+        if s.sem is not None:
+            sem = s.sem
+        elif s.lang == ev.lang:
+            sem = s.cos  # words can be compared: the passage's cosine is enough
+        else:
+            sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
+        base = _base(ev, s)  # makes cosines of both languages comparable
+        s.score = W_LEX * s.lex + W_SEM * (sem - base) + W_COS * (s.cos - base) + W_FIT * s.fit
+        s.score += W_HIT * s.hit.score + W_ASK * s.ask
+
+
+def _base(ev: Evidence, s: Source) -> float:
+    lang = s.hit.chunk.lang or s.lang
+    return ev.baseline.get(lang, ev.baseline.get("", 0.0))
+
+
+_SENTENCE_VECS: dict[tuple[str, str], np.ndarray] = {}
+SENTENCE_CACHE = 8192  # source sentence vectors kept per process (1.5 KB each)
+
+
+def _sentence_vectors(embedder: Any, texts: list[str]) -> list[np.ndarray]:
+    """Passage vectors of source sentences; a sentence of the index is embedded once per process."""
+    model = str(getattr(embedder, "checksum", "") or getattr(embedder, "model_id", ""))
+    found = {t: _SENTENCE_VECS.get((model, t)) for t in texts}
+    todo = [t for t, v in found.items() if v is None]
+    if todo:
+        if len(_SENTENCE_VECS) + len(todo) > SENTENCE_CACHE:
+            _SENTENCE_VECS.clear()
+        for t, v in zip(todo, embedder.encode_passages(todo), strict=True):
+            found[t] = _SENTENCE_VECS[(model, t)] = np.asarray(v, dtype=np.float32)
+    return [found[t] for t in texts]  # type: ignore[misc]
+
+
+def _decide(
+    ev: Evidence, cos: list[float], mean: float, background: float, floor: float = 0.0, sent_best: float = -1.0
+) -> None:
+    """Answer or abstain; ``floor`` (``RAG_MIN_ANSWER_SCORE``, 0 = off) is a stricter cosine floor on top.
+    ``sent_best`` is the question's best cosine with one sentence of the retrieved passages."""
+    cal = CALIBRATION
+    best = max(range(len(cos)), key=lambda i: cos[i])
+    best_cos = cos[best]
+    gap = best_cos - mean
+    contrast = best_cos - background
+    sent_contrast = sent_best - background
+    passage_lang = ev.hits[best].chunk.lang or detect_lang(ev.hits[best].chunk.text)
+    same = passage_lang == ev.lang
+    ev.extra["scores"] = {
+        "cos": round(best_cos, 4),
+        "gap": round(gap, 4),
+        "contrast": round(contrast, 4),
+        "sent_contrast": round(sent_contrast, 4),
+        "same_language": same,
+    }
+    # across languages one sentence can match a question that its whole passage does not
+    # ("the first-stage evaluation that cuts five teams to four" is one clause of a long passage)
+    if not same and sent_contrast >= cal.cross_sent_contrast:
+        contrast = max(contrast, cal.cross_contrast)
+    if contrast < (cal.same_contrast if same else cal.cross_contrast):
+        ev.abstain, ev.reason = True, "closer to small talk than to any article"
+    elif same and best_cos < cal.same_cos and gap < cal.same_gap:
+        ev.abstain, ev.reason = True, "no passage is specifically about the question"
+    elif not same and best_cos < cal.cross_cos:
+        ev.abstain, ev.reason = True, "no passage is about the question"
+    elif best_cos < floor:
+        ev.abstain, ev.reason = True, f"best passage's cosine {best_cos:.3f} is below RAG_MIN_ANSWER_SCORE={floor}"
+    else:
+        ev.abstain, ev.reason = False, "evidence"

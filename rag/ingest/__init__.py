@@ -1,0 +1,1 @@
+"""Ingest: files and feeds -> clean `Document`s -> passages (corpus, HTML, dates, chunking, feeds)."""

@@ -1,0 +1,1 @@
+"""Model: the bundled embedding model, its conversion and ONNX export, behind one `Encoder` interface."""

@@ -1,0 +1,1 @@
+"""Search: hybrid retrieval, fusion, time filters and retrieval metrics."""

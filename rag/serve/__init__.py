@@ -1,0 +1,1 @@
+"""Serve: the HTTP server, auth, request guard and the chat page."""

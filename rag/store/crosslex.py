@@ -1,0 +1,133 @@
+"""Cross-language BM25: map question words onto index terms of the other script.
+
+BM25 scores a passage only on words it contains, so an English question gets
+nothing from a Korean article but chance Latin tokens (names, acronyms). The
+embedding model is multilingual, so every BM25 index term gets a vector (the
+term alone, query prompt) and each question word is mapped to its nearest term
+written in the other script: "soviet" -> "소련", "신경" -> "nerve". The mapped
+terms are then scored by the ordinary BM25 index (see ``retrieve``). This module
+builds the term vectors (reusing those of known terms), saves and loads them,
+and maps words; it knows nothing about fusion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.store import termcache
+from rag.text import has_hangul
+
+VECTORS_FILE = "terms.npy"  # float16 (n_terms, dim), row i = terms.json[i]
+TERMS_FILE = "terms.json"  # the BM25 vocabulary that has a vector
+_LETTERS = re.compile(r"[^\W\d_]")
+TERM_BATCH = 256  # terms per forward pass at index time
+WORD_CACHE = 4096  # question words remembered per retriever (1.5 KB each)
+
+
+def translatable(term: str) -> bool:
+    """Terms with letters in them: numbers match as they are, no need to map them."""
+    return bool(_LETTERS.search(term))
+
+
+@dataclass(frozen=True)
+class TermVectors:
+    """One vector per BM25 index term; maps a question word to the nearest term of the other script."""
+
+    terms: tuple[str, ...]
+    vectors: np.ndarray  # float32 (n_terms, dim) in memory, float16 on disk
+    hangul: np.ndarray  # bool (n_terms,): the term is written in Hangul
+    rows: dict[str, int]  # term -> row
+
+    @classmethod
+    def of(cls, terms: Sequence[str], vectors: np.ndarray) -> TermVectors:
+        return cls(tuple(terms), np.asarray(vectors, dtype=np.float32),
+                   np.array([has_hangul(t) for t in terms], dtype=bool), {t: i for i, t in enumerate(terms)})
+
+    def word_vectors(self, words: Sequence[str], embedder: Any, cache: dict[str, np.ndarray]) -> np.ndarray:
+        """Vectors of question words, embedded as index terms are: a word that is an index term
+        already has one, ``cache`` keeps those embedded before; only the rest go through the model."""
+        todo = [w for w in words if w not in self.rows and w not in cache]
+        if todo:
+            if len(cache) + len(todo) > WORD_CACHE:
+                cache.clear()
+            cache.update(zip(todo, embedder.encode_queries(todo), strict=True))
+        return np.stack([self.vectors[self.rows[w]] if w in self.rows else cache[w] for w in words])
+
+    def nearest_other_script(self, words: Sequence[str], word_vectors: np.ndarray) -> list[str]:
+        """For each word, the index term in the other script (Hangul for a Latin word and the
+        other way round) whose vector is closest to the word's."""
+        if not words or not self.terms:
+            return []
+        sims = np.asarray(word_vectors, dtype=np.float32) @ self.vectors.T
+        out = []
+        for i, w in enumerate(words):
+            allowed = ~self.hangul if has_hangul(w) else self.hangul
+            if not allowed.any():
+                continue
+            out.append(self.terms[int(np.argmax(np.where(allowed, sims[i], -np.inf)))])
+        return out
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / VECTORS_FILE, self.vectors.astype(np.float16))
+        (folder / TERMS_FILE).write_text(json.dumps(list(self.terms), ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, dim: int) -> TermVectors:
+        """Raises ValueError (with the file name) when the two files do not fit together."""
+        terms = json.loads((folder / TERMS_FILE).read_text(encoding="utf-8"))
+        vectors = np.load(folder / VECTORS_FILE)
+        if not isinstance(terms, list) or vectors.shape != (len(terms), dim):
+            raise ValueError(f"{folder / VECTORS_FILE} has shape {vectors.shape}, expected ({len(terms)}, {dim})")
+        return cls.of([str(t) for t in terms], vectors)
+
+
+def build(
+    vocabulary: Sequence[str], old: TermVectors | None, embedder: Any, progress: bool | Callable[[int], None],
+    cache: Path | None = None,
+) -> tuple[TermVectors, int]:
+    """Vectors for the translatable terms of ``vocabulary``: terms ``old`` knows keep their
+    vector, terms the cache folder ``cache`` (``rag.store.termcache``) holds take it from there, and
+    only the rest go through the model (then added to the cache). Returns them and how many
+    terms went through the model. ``progress``: show a bar, or a callback per batch of terms."""
+    terms = sorted({t for t in vocabulary if translatable(t)})
+    known = {t: i for i, t in enumerate(old.terms)} if old is not None else {}
+    out = np.zeros((len(terms), embedder.dim), np.float32)
+    for i, t in enumerate(terms):
+        if t in known and old is not None:
+            out[i] = old.vectors[known[t]]
+    todo = [i for i, t in enumerate(terms) if t not in known]
+    if cache is not None and todo:
+        cached = termcache.lookup(cache, [terms[i] for i in todo], embedder.dim)
+        for i in todo:
+            if terms[i] in cached:
+                out[i] = cached[terms[i]]
+        todo = [i for i in todo if terms[i] not in cached]
+    if todo:
+        texts = [terms[i] for i in todo]
+        out[np.asarray(todo)] = embed_terms(embedder, texts, progress)
+        if cache is not None:
+            termcache.remember(cache, texts, out[np.asarray(todo)])
+    return TermVectors.of(terms, out), len(todo)
+
+
+def embed_terms(embedder: Any, terms: Sequence[str], progress: bool | Callable[[int], None]) -> np.ndarray:
+    """Term vectors from the model (query prompt), in batches of ``TERM_BATCH``: a term is a few
+    tokens, so big batches cost little padding and save the per-batch overhead."""
+    big: Any = embedder
+    if dataclasses.is_dataclass(embedder) and not isinstance(embedder, type):
+        big = dataclasses.replace(embedder, batch_size=TERM_BATCH)
+    if callable(progress):
+        return np.asarray(big.encode_queries(list(terms), progress=progress), np.float32)
+    from tqdm import tqdm
+
+    with tqdm(total=len(terms), desc="terms", unit="term", disable=not progress, file=sys.stderr) as bar:
+        return np.asarray(big.encode_queries(list(terms), progress=bar.update), np.float32)

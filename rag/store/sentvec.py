@@ -1,0 +1,108 @@
+"""Sentence vectors: one embedding per sentence of every multi-sentence passage.
+
+A question usually asks about one sentence of a passage, and it matches that
+sentence better than the whole passage, above all across languages (an English
+question against a Korean article). The retriever adds the best sentence's
+similarity to the passage's own (see ``retrieve``). This module chooses the
+sentences, gets their vectors with the passage's own (one forward pass, see
+``rag.model.pooled``), saves and loads them as two ``.npy`` files of the index
+folder, and scores candidate passages. It knows
+nothing about FAISS, BM25 or fusion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.model.pooled import Span, encode_pooled
+from rag.records import Chunk
+from rag.text import split_sentences
+
+VECTORS_FILE = "sentences.npy"  # float16 (n_sentences, dim)
+OFFSETS_FILE = "sentence_offsets.npy"  # int64 (n_passages + 1): passage i owns rows offsets[i]:offsets[i + 1]
+MIN_CHARS = 10  # shorter sentences ("네.", a dateline) match too many questions to be worth a vector
+
+
+@dataclass(frozen=True)
+class SentenceVectors:
+    """Sentence vectors of every passage, grouped by passage row."""
+
+    vectors: np.ndarray  # float16 (n_sentences, dim), L2-normalised
+    offsets: np.ndarray  # int64 (n_passages + 1,)
+
+    @classmethod
+    def empty(cls, n_passages: int, dim: int) -> SentenceVectors:
+        return cls(np.zeros((0, dim), np.float16), np.zeros(n_passages + 1, np.int64))
+
+    def of(self, row: int) -> np.ndarray:
+        return self.vectors[self.offsets[row] : self.offsets[row + 1]]
+
+    def best(self, rows: np.ndarray, qvec: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """Per passage row, the highest inner product of ``qvec`` with one of its sentences;
+        ``fallback`` (e.g. the passage's own score) for passages without sentence vectors."""
+        out = np.array(fallback, dtype=np.float32)
+        starts, ends = self.offsets[rows], self.offsets[rows + 1]
+        has = ends > starts
+        if not has.any():
+            return out
+        lens = (ends - starts)[has]
+        take = np.concatenate([np.arange(s, e) for s, e in zip(starts[has], ends[has], strict=True)])
+        sims = self.vectors[take].astype(np.float32) @ np.asarray(qvec, dtype=np.float32)
+        firsts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        out[has] = np.maximum.reduceat(sims, firsts)
+        return out
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float16))
+        np.save(folder / OFFSETS_FILE, np.ascontiguousarray(self.offsets, dtype=np.int64))
+
+    @classmethod
+    def load(cls, folder: Path, n_passages: int, dim: int) -> SentenceVectors:
+        """Raises ValueError (with the file name) when the files do not fit the passages."""
+        vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
+        offsets = np.load(folder / OFFSETS_FILE)
+        if offsets.shape != (n_passages + 1,) or (n_passages and offsets[-1] != len(vectors)):
+            raise ValueError(f"{folder / OFFSETS_FILE} does not match {n_passages} passages")
+        if vectors.ndim != 2 or vectors.shape[1] != dim:
+            raise ValueError(f"{folder / VECTORS_FILE} has shape {vectors.shape}, expected (n, {dim})")
+        return cls(vectors, offsets)
+
+
+def sentence_spans(c: Chunk, spans: Sequence[Span] | None = None) -> list[Span]:
+    """Spans (into ``c.text``) of the sentences of a passage that get their own vector: none for
+    a one-sentence passage. ``spans`` are the passage's sentence spans when the caller has them
+    already (``rag.ingest.chunking.chunk_with_sentences``)."""
+    spans = split_sentences(c.text, c.lang or None) if spans is None else spans
+    kept = [(s, e) for s, e in spans if e - s >= MIN_CHARS]
+    return kept if len(kept) > 1 else []
+
+
+def sentence_texts(c: Chunk, spans: Sequence[Span] | None = None) -> list[str]:
+    """The texts of :func:`sentence_spans`."""
+    return [c.text[s:e] for s, e in sentence_spans(c, spans)]
+
+
+def embed_chunks(
+    embedder: Any, chunks: Sequence[Chunk], spans: Sequence[Sequence[Span] | None],
+    progress: Callable[[int], None] | None = None, pooled: bool = True,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The model's work for a batch of passages: their vectors (float32 ``(n, dim)``) and, per
+    passage, its sentence vectors (float16), pooled from the same forward pass
+    (:func:`rag.model.pooled.encode_pooled`), or with ``pooled=False`` each sentence encoded alone.
+    ``spans[i]``: chunk i's sentence spans, or None to split it."""
+    chosen = [sentence_spans(c, s) for c, s in zip(chunks, spans, strict=True)]
+    vectors, sentences = encode_pooled(embedder, [c.text for c in chunks], chosen, progress, pooled)
+    return vectors, [s.astype(np.float16) for s in sentences]
+
+
+def assemble(parts: Sequence[np.ndarray], dim: int) -> SentenceVectors:
+    """SentenceVectors from each passage's sentence vectors, in passage row order."""
+    counts = np.array([len(p) for p in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    vectors = np.concatenate([np.asarray(p, np.float16).reshape(-1, dim) for p in parts]) if parts else None
+    return SentenceVectors(vectors if vectors is not None else np.zeros((0, dim), np.float16), offsets)
