@@ -149,6 +149,14 @@ _TIME_RE = re.compile(
     re.I,
 )
 _DIGIT_RE = re.compile(r"\d")
+# numbers written as words: "two tunnels", "a dozen", "세 곳", "다섯 개 팀" (a digit-only check missed them)
+_NUMBER_WORD_RE = re.compile(
+    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|"
+    r"million|billion|dozen|dozens|half|twice|single|both)\b|"
+    r"(?<![가-힣])(한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|스물)\s*(개|곳|명|팀|군데|가지|번|차례|개사|건|대|척)",
+    re.I,
+)
 _REASON_RE = re.compile(
     r"때문|이유|원인|(으로|로)\s*인해|탓|덕분|\bbecause\b|\bdue\s+to\b|\bowing\s+to\b|\bsince\b", re.I
 )
@@ -166,7 +174,10 @@ def answer_type(question: str) -> str:
 def fits(kind: str, sentence: str, question: str) -> float:
     """1.0 when ``sentence`` holds something of the wanted kind that the question does not."""
     if kind == "number":
-        return 1.0 if set(_DIGIT_RE.findall(sentence)) - set(_DIGIT_RE.findall(question)) else 0.0
+        if set(_DIGIT_RE.findall(sentence)) - set(_DIGIT_RE.findall(question)):
+            return 1.0
+        asked = {m.group(0).lower() for m in _NUMBER_WORD_RE.finditer(question)}
+        return 1.0 if {m.group(0).lower() for m in _NUMBER_WORD_RE.finditer(sentence)} - asked else 0.0
     if kind == "money":
         return 1.0 if _MONEY_RE.search(sentence) and fits("number", sentence, question) else 0.0
     if kind == "time":
