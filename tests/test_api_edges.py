@@ -213,3 +213,21 @@ def test_a_half_sent_body_is_timed_out(base: Settings, seed_retriever: Any) -> N
         assert reply.startswith(b"HTTP/1.1 408") and b'"code": 408' in reply
     finally:
         server.should_exit = True
+
+
+def test_chat_page_rate_key_is_the_client_behind_the_proxy(base: Settings, seed_retriever: Any) -> None:
+    from types import SimpleNamespace
+
+    from rag.serve.chat_ui import _user_id
+    from rag.serve.service import Service
+
+    service = Service(base, seed_retriever)
+
+    def page_request(forwarded: str, peer: str = "127.0.0.1") -> Any:
+        return SimpleNamespace(username=None, client=SimpleNamespace(host=peer), headers={"X-Forwarded-For": forwarded})
+
+    # behind the (loopback) proxy every page user had the proxy's one bucket; now each client has its own
+    assert _user_id(page_request("203.0.113.1"), service) == "ip:203.0.113.1"
+    assert _user_id(page_request("203.0.113.2"), service) == "ip:203.0.113.2"
+    # a peer that is no trusted proxy cannot choose its key by sending the header
+    assert _user_id(page_request("203.0.113.1", peer="198.51.100.7"), service) == "ip:198.51.100.7"

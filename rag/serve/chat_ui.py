@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import gradio as gr
@@ -61,6 +61,10 @@ class ChatBackend(Protocol):
         ...
 
     def examples(self, lang: str) -> list[str]: ...
+
+    def rate_key(self, headers: Mapping[str, str], peer: str) -> str:
+        """The rate-limit key of an anonymous page user: the client behind a trusted proxy, as the API's."""
+        ...
 
     def check_rate(self, user_id: str) -> float:
         """0 when the user may ask now, else seconds to wait."""
@@ -135,12 +139,16 @@ def conv_from_answers(answers: list[Answer], lang: str) -> dict[str, Any]:
     return conv
 
 
-def _user_id(request: Any) -> str:
+def _user_id(request: Any, backend: ChatBackend | None = None) -> str:
     name = getattr(request, "username", None) if request is not None else None
     if name:
         return "user:" + str(name)
     client = getattr(request, "client", None)
-    return "ip:" + (getattr(client, "host", "") or "unknown")
+    peer = getattr(client, "host", "") or "unknown"
+    if backend is None:
+        return "ip:" + peer
+    headers = {str(k).lower(): str(v) for k, v in dict(getattr(request, "headers", None) or {}).items()}
+    return backend.rate_key(headers, peer)  # behind nginx: the client, not the proxy (RAG_TRUSTED_PROXIES)
 
 
 def _feedback_record(answer: Answer, rating: str, comment: str, lang: str, request: Any) -> dict[str, Any]:
@@ -204,7 +212,7 @@ def build_chat(backend: ChatBackend, title: str = "News Q&A · 뉴스 Q&A") -> A
         if bad:
             yield finish(render_problem(bad, lang))
             return
-        if wait := backend.check_rate(_user_id(request)):
+        if wait := backend.check_rate(_user_id(request, backend)):
             yield finish(render_problem(t(lang, "rate_limited").format(s=max(1, math.ceil(wait))), lang))
             return
         msgs.append({"role": "assistant", "content": render_streaming("", lang)})

@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from rag.config import Settings
 from rag.errors import RagError
 from rag.records import Answer, Turn
-from rag.serve.auth import Authenticator, RateLimiter, rate_limit_message
+from rag.serve.auth import Authenticator, RateLimiter, client_key, rate_limit_message
 
 if TYPE_CHECKING:
     from rag.search.retrieve import Filters
@@ -235,6 +235,10 @@ class Service:
             raise ApiError(400, f"question is {len(q)} characters; the limit is {self.max_question_chars} / "
                            f"질문이 너무 깁니다 ({len(q)}자, 최대 {self.max_question_chars}자)")
         return q
+
+    def rate_key(self, headers: Mapping[str, str], peer: str) -> str:
+        """The chat page's key for an anonymous user: the same client address the API's ``none`` mode uses."""
+        return "ip:" + client_key(self.auth.client_address(headers, peer))
 
     def check_rate(self, user_id: str) -> float:
         return self.limiter.check(user_id)
