@@ -304,4 +304,24 @@ class Service:
                 out.append(f"What does the article “{title}” report?")
             if len(out) == 3:
                 break
-        return out
+        return out + self._name_examples(lang, 3 - len(out))
+
+    def _name_examples(self, lang: str, n: int) -> list[str]:
+        """Up to ``n`` questions about what the articles name most often (passages mentioning it), so
+        a small index (one article) still offers several examples. English asks only about names
+        written in Latin script ("KT", "AMD"), which read the same in an English question."""
+        from collections import Counter
+
+        from rag.answer.followup import names
+
+        r = self._retriever
+        if r is None or n <= 0:
+            return []
+        seen: Counter[str] = Counter()
+        for c in r.index.chunks:
+            seen.update(set(names(c.text)))
+        ranked = [name for name, k in seen.most_common() if k >= 2 and 2 <= len(name) <= 30]
+        if lang == "ko":
+            return [f"{name}에 대해 기사는 무엇을 전하나요?" for name in ranked[:n]]
+        latin = [name for name in ranked if name.isascii() and any(ch.isalpha() for ch in name)]
+        return [f"What do the articles say about {name}?" for name in latin[:n]]
