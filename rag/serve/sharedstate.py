@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 FILE = "ratelimit.sqlite"
@@ -34,15 +35,17 @@ class SharedRateLimiter:
         self.window = window
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._db() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS hits (user TEXT NOT NULL, t REAL NOT NULL)")
-            db.execute("CREATE INDEX IF NOT EXISTS hits_user ON hits (user, t)")
+        _retry_locked(lambda: self._db().execute(
+            "CREATE TABLE IF NOT EXISTS hits (user TEXT NOT NULL, t REAL NOT NULL)"))
+        _retry_locked(lambda: self._db().execute("CREATE INDEX IF NOT EXISTS hits_user ON hits (user, t)"))
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            # switching a new file to WAL can say "locked" without waiting while another replica
+            # creates it at the same moment: retry, as the busy timeout does for ordinary writes
+            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
             self._local.db = db
         return db
 
@@ -67,3 +70,15 @@ class SharedRateLimiter:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+
+def _retry_locked(step: Callable[[], object], attempts: int = 100) -> None:
+    """Run ``step``, retrying while SQLite says the file is locked (replicas starting together)."""
+    for i in range(attempts):
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or i == attempts - 1:
+                raise
+            time.sleep(0.05)
