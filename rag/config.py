@@ -61,6 +61,10 @@ class Settings:
     ann_threshold: int = 50_000  # above this many passages use HNSW instead of exact search
     hnsw_m: int = 32  # HNSW graph degree
     hnsw_ef_search: int = 128  # HNSW search breadth: recall@10 >= 0.99 on 100k synthetic
+    # above this many passages an inverted file of int8 vectors (IVF-SQ8): a quarter of the bytes,
+    # built in minutes where HNSW takes an hour on 2 cores (bench/million.py, docs/index-format.md)
+    ivf_threshold: int = 500_000
+    ivf_nprobe: int = 32  # inverted lists searched per question
 
     # --- retrieval
     top_k: int = 5

@@ -222,5 +222,9 @@ def _top(scores: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, fl
         mask = np.zeros(len(scores), dtype=bool)
         mask[allowed] = True
         scores = np.where(mask, scores, 0.0)
-    top = np.argsort(-scores)[:n]
+    if len(scores) > n:  # linear time: a full sort of a million scores costs more than BM25 itself
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top], kind="stable")]
+    else:
+        top = np.argsort(-scores, kind="stable")
     return {int(i): float(scores[i]) for i in top if scores[i] > 0}

@@ -31,12 +31,14 @@ from rag.store.crosslex import TERMS_FILE, TermVectors
 from rag.store.crosslex import VECTORS_FILE as TERM_VECTORS_FILE
 from rag.store.indexlock import writer_active
 from rag.store.lexical import Lexical
-from rag.store.sentvec import OFFSETS_FILE, VECTORS_FILE, SentenceVectors
+from rag.store.sentvec import OFFSETS_FILE, SCALES_FILE, VECTORS_FILE, SentenceVectors
 
 # 2: sentence vectors pooled from the passage's forward pass (rag.model.pooled) instead of encoded alone
 FORMAT = "rag-index/2"
 OLDER_FORMATS = ("rag-index/1",)
-FILES = ("vectors.faiss", "chunks.jsonl", "docs.jsonl", VECTORS_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE)
+FILES = (
+    "vectors.faiss", "chunks.jsonl", "docs.jsonl", VECTORS_FILE, SCALES_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE,
+)
 REBUILD_HINT = "run `rag index --rebuild` to build it again"
 
 
@@ -58,13 +60,12 @@ class Index:
     def model_id(self) -> str:
         return str(self.manifest["embedding"]["model"])
 
-    def vectors(self) -> np.ndarray:
-        """All passage vectors (float32, row = chunk store row), reconstructed once."""
+    def vectors(self) -> Any:
+        """All passage vectors (float32, row = chunk store row): a view of the FAISS index's own
+        (memory-mapped) storage for ``Flat`` and ``HNSW..,Flat``, else rows decoded on demand
+        (:class:`DecodedVectors`). Indexing with a row or an array of rows gives float32 arrays."""
         if self._vectors is None:
-            n = self.faiss_index.ntotal
-            self._vectors = (
-                self.faiss_index.reconstruct_n(0, n) if n else np.zeros((0, self.faiss_index.d), np.float32)
-            )
+            self._vectors = flat_view(self.faiss_index)
         return self._vectors
 
     def dense_search(
@@ -82,9 +83,12 @@ class Index:
             scores, ids = self.faiss_index.search(q, k)
         else:
             sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            factory = self.manifest["faiss"]["factory"]
             params = (
                 faiss.SearchParametersHNSW(sel=sel, efSearch=_ef(self.manifest))
-                if self.manifest["faiss"]["factory"].startswith("HNSW")
+                if factory.startswith("HNSW")
+                else faiss.SearchParametersIVF(sel=sel, nprobe=_nprobe(self.manifest))
+                if factory.startswith("IVF")
                 else faiss.SearchParameters(sel=sel)
             )
             scores, ids = self.faiss_index.search(q, k, params=params)
@@ -94,6 +98,42 @@ class Index:
 
 def _ef(manifest: dict[str, Any]) -> int:
     return int(manifest["faiss"].get("ef_search", 128))
+
+
+def _nprobe(manifest: dict[str, Any]) -> int:
+    return int(manifest["faiss"].get("nprobe", 32))
+
+
+class DecodedVectors:
+    """Passage vectors of an index that stores them compressed (IVF-SQ8), decoded per request:
+    a million float32 vectors are never held at once."""
+
+    def __init__(self, fx: Any) -> None:
+        self._fx = fx
+        self.shape = (int(fx.ntotal), int(fx.d))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(self.shape[0]))
+        ids = np.asarray(rows, dtype=np.int64)
+        out = self._fx.reconstruct_batch(ids.reshape(-1)) if ids.size else np.zeros((0, self.shape[1]), np.float32)
+        return np.asarray(out, dtype=np.float32).reshape(*ids.shape, self.shape[1])
+
+
+def flat_view(fx: Any) -> Any:
+    """The vectors of a FAISS index: a zero-copy array over a flat storage, else :class:`DecodedVectors`."""
+    import faiss
+
+    n, d = int(fx.ntotal), int(fx.d)
+    storage = faiss.downcast_index(fx.storage) if hasattr(fx, "storage") else fx
+    if n == 0:
+        return np.zeros((0, d), np.float32)
+    if isinstance(storage, faiss.IndexFlat):
+        return faiss.rev_swig_ptr(storage.get_xb(), n * d).reshape(n, d)
+    return DecodedVectors(fx)
 
 
 # ----------------------------------------------------------------- loading
@@ -137,8 +177,8 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
             )
     import faiss
 
-    try:
-        fx = faiss.read_index(str(path / "vectors.faiss"))
+    try:  # vectors of Flat and HNSW indexes stay in the page cache (memory-mapped), not copied
+        fx = faiss.read_index(str(path / "vectors.faiss"), faiss.IO_FLAG_MMAP_IFC)
     except RuntimeError as e:
         first = str(e).splitlines()[0] if str(e) else "unreadable"
         raise IndexStoreError(f"{path / 'vectors.faiss'} cannot be read ({first}): {REBUILD_HINT}") from None
@@ -147,6 +187,10 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
         raise IndexStoreError(f"{path / 'vectors.faiss'} has dimension {fx.d}, manifest says {dim}: {REBUILD_HINT}")
     if hasattr(fx, "hnsw"):
         fx.hnsw.efSearch = _ef(manifest)
+    if manifest["faiss"]["factory"].startswith("IVF"):
+        ivf = faiss.extract_index_ivf(fx)
+        ivf.nprobe = _nprobe(manifest)
+        ivf.make_direct_map()  # row -> list position, for decoding a passage's vector
     chunks = [_chunk_from_json(r) for r in _read_jsonl(path / "chunks.jsonl")]
     if len(chunks) != fx.ntotal or len(chunks) != manifest["counts"]["chunks"]:
         raise IndexStoreError(

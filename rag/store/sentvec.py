@@ -5,8 +5,9 @@ sentence better than the whole passage, above all across languages (an English
 question against a Korean article). The retriever adds the best sentence's
 similarity to the passage's own (see ``retrieve``). This module chooses the
 sentences, gets their vectors with the passage's own (one forward pass, see
-``rag.model.pooled``), saves and loads them as two ``.npy`` files of the index
-folder, and scores candidate passages. It knows
+``rag.model.pooled``), saves them int8 scalar-quantised (one scale per
+sentence) in ``.npy`` files of the index folder, memory-maps them on load, and
+scores candidate passages. It knows
 nothing about FAISS, BM25 or fusion.
 """
 
@@ -23,8 +24,10 @@ from rag.model.pooled import Span, encode_pooled
 from rag.records import Chunk
 from rag.text import split_sentences
 
-VECTORS_FILE = "sentences.npy"  # float16 (n_sentences, dim)
+VECTORS_FILE = "sentences.npy"  # int8 (n_sentences, dim); float16 in an index written before quantisation
+SCALES_FILE = "sentence_scales.npy"  # float32 (n_sentences,): row i is sentences.npy[i] * scales[i]
 OFFSETS_FILE = "sentence_offsets.npy"  # int64 (n_passages + 1): passage i owns rows offsets[i]:offsets[i + 1]
+_BLOCK = 65_536  # rows quantised at a time (bounded memory at a million passages)
 MIN_CHARS = 10  # shorter sentences ("네.", a dateline) match too many questions to be worth a vector
 
 
@@ -32,15 +35,24 @@ MIN_CHARS = 10  # shorter sentences ("네.", a dateline) match too many question
 class SentenceVectors:
     """Sentence vectors of every passage, grouped by passage row."""
 
-    vectors: np.ndarray  # float16 (n_sentences, dim), L2-normalised
+    vectors: np.ndarray  # float16 (n_sentences, dim), L2-normalised; int8 codes when ``scales`` is set
     offsets: np.ndarray  # int64 (n_passages + 1,)
+    scales: np.ndarray | None = None  # float32 (n_sentences,): the value of one int8 step, per row
 
     @classmethod
     def empty(cls, n_passages: int, dim: int) -> SentenceVectors:
         return cls(np.zeros((0, dim), np.float16), np.zeros(n_passages + 1, np.int64))
 
+    def rows(self, take: np.ndarray) -> np.ndarray:
+        """Sentence vectors ``take`` as float32 (int8 codes times their scale)."""
+        out = np.asarray(self.vectors[take], dtype=np.float32)
+        if self.scales is not None:
+            out *= np.asarray(self.scales[take], dtype=np.float32)[:, None]
+        return out
+
     def of(self, row: int) -> np.ndarray:
-        return self.vectors[self.offsets[row] : self.offsets[row + 1]]
+        """The sentence vectors of passage ``row`` (float32)."""
+        return self.rows(np.arange(self.offsets[row], self.offsets[row + 1]))
 
     def best(self, rows: np.ndarray, qvec: np.ndarray, fallback: np.ndarray) -> np.ndarray:
         """Per passage row, the highest inner product of ``qvec`` with one of its sentences;
@@ -52,25 +64,45 @@ class SentenceVectors:
             return out
         lens = (ends - starts)[has]
         take = np.concatenate([np.arange(s, e) for s, e in zip(starts[has], ends[has], strict=True)])
-        sims = self.vectors[take].astype(np.float32) @ np.asarray(qvec, dtype=np.float32)
+        sims = self.rows(take) @ np.asarray(qvec, dtype=np.float32)
         firsts = np.concatenate([[0], np.cumsum(lens)[:-1]])
         out[has] = np.maximum.reduceat(sims, firsts)
         return out
 
     def save(self, folder: Path) -> None:
-        np.save(folder / VECTORS_FILE, np.ascontiguousarray(self.vectors, dtype=np.float16))
+        """Write the int8 codes, their scales and the offsets (see :func:`quantise`)."""
+        codes, scales = (self.vectors, self.scales) if self.scales is not None else quantise(self.vectors)
+        np.save(folder / VECTORS_FILE, np.ascontiguousarray(codes, dtype=np.int8))
+        np.save(folder / SCALES_FILE, np.ascontiguousarray(scales, dtype=np.float32))
         np.save(folder / OFFSETS_FILE, np.ascontiguousarray(self.offsets, dtype=np.int64))
 
     @classmethod
     def load(cls, folder: Path, n_passages: int, dim: int) -> SentenceVectors:
-        """Raises ValueError (with the file name) when the files do not fit the passages."""
+        """Memory-mapped; raises ValueError (with the file name) when the files do not fit the passages."""
         vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
         offsets = np.load(folder / OFFSETS_FILE)
+        scales = np.load(folder / SCALES_FILE, mmap_mode="r") if (folder / SCALES_FILE).exists() else None
         if offsets.shape != (n_passages + 1,) or (n_passages and offsets[-1] != len(vectors)):
             raise ValueError(f"{folder / OFFSETS_FILE} does not match {n_passages} passages")
         if vectors.ndim != 2 or vectors.shape[1] != dim:
             raise ValueError(f"{folder / VECTORS_FILE} has shape {vectors.shape}, expected (n, {dim})")
-        return cls(vectors, offsets)
+        if (scales is None) != (vectors.dtype != np.int8) or (scales is not None and scales.shape != (len(vectors),)):
+            raise ValueError(f"{folder / SCALES_FILE} does not fit {folder / VECTORS_FILE} ({vectors.dtype})")
+        return cls(vectors, offsets, scales)
+
+
+def quantise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 scalar quantisation, one scale per row (its largest component / 127): a
+    cosine moves by about 1e-3, well below the gaps that order passages."""
+    codes = np.zeros(vectors.shape, np.int8)
+    scales = np.zeros(len(vectors), np.float32)
+    for at in range(0, len(vectors), _BLOCK):
+        v = np.asarray(vectors[at : at + _BLOCK], dtype=np.float32)
+        s = np.abs(v).max(axis=1) / 127.0 if len(v) else np.zeros(0, np.float32)
+        s[s == 0] = 1.0
+        codes[at : at + _BLOCK] = np.clip(np.rint(v / s[:, None]), -127, 127).astype(np.int8)
+        scales[at : at + _BLOCK] = s
+    return codes, scales
 
 
 def sentence_spans(c: Chunk, spans: Sequence[Span] | None = None) -> list[Span]:
