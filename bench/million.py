@@ -295,8 +295,8 @@ def compare(vecs: np.ndarray, threads: int = 2) -> list[dict[str, Any]]:
             got = np.vstack([fx.search(q[i : i + 1], 10)[1] for i in range(len(q))])  # one question at a time
             ms = (time.perf_counter() - t) / len(q) * 1000
             r = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, gt, strict=True)]))
-            rows.append({"factory": factory, knob: v, "build_s": round(build_s, 1),
-                         "bytes_per_vector": round(size / n), "recall_at_10": round(r, 4), "ms_per_query": round(ms, 2)})
+            rows.append({"factory": factory, knob: v, "build_s": round(build_s, 1), "bytes_per_vector": round(size / n),
+                         "recall_at_10": round(r, 4), "ms_per_query": round(ms, 2)})
         del fx
     return rows
 

@@ -85,7 +85,7 @@ def test_index_from_before_term_pairs_is_upgraded_without_embedding(
     corpus, idx = write_corpus(tmp_path / "corpus"), tmp_path / "index"
     build_index(settings, [corpus], idx, progress=False, embedder=embedder)
     # what an index written before BM25 pairs existed looks like
-    shutil.rmtree(idx / "bm25" / "pairs")
+    shutil.rmtree(idx / "bm25" / "pairs-hashed")
     manifest = json.loads((idx / "manifest.json").read_text())
     del manifest["params"]["term_pairs"]
     (idx / "manifest.json").write_text(json.dumps(manifest))
@@ -229,6 +229,66 @@ def test_switches_to_hnsw_above_threshold(tmp_path: Path, settings: Settings) ->
     assert recall >= 0.99
     _, small = _faiss_index(x[:100], settings)
     assert small == "Flat"
+
+
+def test_ivf_sq8_above_ivf_threshold(tmp_path: Path, settings: Settings) -> None:
+    """Above ivf_threshold the index is an inverted file of int8 vectors; it finds what exact search
+    finds, decodes passage vectors on demand and honours a row filter."""
+    from rag.records import Chunk
+    from rag.store.index import write_index
+
+    rng = np.random.default_rng(1)
+    n, d = 4_000, 384
+    x = rng.standard_normal((80, d)).astype(np.float32)[rng.integers(0, 80, n)]
+    x += 0.6 * rng.standard_normal((n, d)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    chunks = [Chunk(f"d{i}#0000", f"d{i}", f"passage {i}", 0, 9, "en") for i in range(n)]
+    metas = [{"doc_id": f"d{i}", "title": "", "sha256": "", "source": ""} for i in range(n)]
+    low = replace(settings, ann_threshold=1_000, ivf_threshold=2_000, ivf_nprobe=8)
+    model = type("M", (), {"model_id": settings.embed_model, "checksum": "x", "dim": d})()
+    factory = write_index(tmp_path / "ivf", low, model, chunks, metas, x)
+    assert factory == "IVF64,SQ8"
+    index = load_index(tmp_path / "ivf", low)
+    q = x[rng.integers(0, n, 100)] + 0.05 * rng.standard_normal((100, d)).astype(np.float32)
+    gt = np.argsort(-(q @ x.T), axis=1)[:, :10]
+    got = [index.dense_search(v, 10)[0] for v in q]
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, gt, strict=True)]) >= 0.9
+    np.testing.assert_allclose(index.vectors()[[3, 7]], x[[3, 7]], atol=0.02)
+    assert index.vectors()[5].shape == (d,) and len(index.vectors()) == n
+    allowed = np.arange(0, n, 7)
+    ids, _ = index.dense_search(q[0], 5, allowed)
+    assert len(ids) and set(ids.tolist()) <= set(allowed.tolist())
+
+
+def test_rag_index_uses_ivf_above_the_threshold(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    """The product path: `rag index` over the threshold writes IVF-SQ8, and hybrid search finds the article."""
+    from rag.search.retrieve import Retriever
+
+    low = replace(settings, ann_threshold=0, ivf_threshold=1)
+    report = build_index(low, [write_corpus(tmp_path / "corpus")], tmp_path / "idx", progress=False, embedder=embedder)
+    assert report.factory.startswith("IVF") and report.factory.endswith(",SQ8")
+    hits = Retriever(load_index(tmp_path / "idx", low), embedder, low).search("Which tunnels were closed in Busan?")
+    assert hits[0].chunk.doc_id == "weather"
+
+
+def test_sentence_vectors_are_int8_and_older_float16_ones_still_load(built: Path, settings: Settings) -> None:
+    from rag.store.sentvec import SCALES_FILE, VECTORS_FILE
+
+    index = load_index(built, settings)
+    assert index.sentences is not None and index.sentences.vectors.dtype == np.int8
+    row = int(np.argmax(np.diff(index.sentences.offsets)))
+    quantised = index.sentences.of(row)
+    np.testing.assert_allclose(np.linalg.norm(quantised, axis=1), 1.0, atol=0.01)
+    # what an index written before quantisation holds: float16 vectors, no scales file
+    np.save(built / VECTORS_FILE, index.sentences.rows(np.arange(index.sentences.offsets[-1])).astype(np.float16))
+    (built / SCALES_FILE).unlink()
+    manifest = json.loads((built / "manifest.json").read_text())
+    del manifest["files"][SCALES_FILE]
+    manifest["files"][VECTORS_FILE] = (built / VECTORS_FILE).stat().st_size
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    old = load_index(built, settings)
+    assert old.sentences is not None and old.sentences.vectors.dtype == np.float16
+    np.testing.assert_allclose(old.sentences.of(row), quantised, atol=2e-3)
 
 
 def test_truncated_sentence_vectors(built: Path, settings: Settings) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.store.lexical import PAIRS_FOLDER, Lexical, term_pairs
+from rag.store.lexical import HASHED_FOLDER, PAIRS_FOLDER, Lexical, _bm25, term_pairs
 from rag.text import tokens
 
 PASSAGES = [
@@ -46,7 +46,7 @@ def test_save_and_load_keep_pairs(tmp_path: Path) -> None:
 
 def test_index_from_before_pairs_still_searches(tmp_path: Path) -> None:
     Lexical.build(PASSAGES).save(tmp_path / "bm25")
-    shutil.rmtree(tmp_path / "bm25" / PAIRS_FOLDER)
+    shutil.rmtree(tmp_path / "bm25" / HASHED_FOLDER)
     old = Lexical.load(tmp_path / "bm25", len(PASSAGES))
     words = tokens("New York office")
     assert old.term_scores(words)[2] > 0
@@ -60,3 +60,26 @@ def test_passages_without_terms_index(tmp_path: Path) -> None:
         assert back.term_scores(["하나"]).shape == (len(texts),)
         assert back.pair_scores(["하나", "둘"]).shape == (len(texts),)
         assert "\x00" not in back.vocabulary()
+
+
+def test_index_with_string_pairs_still_scores_phrases(tmp_path: Path) -> None:
+    """An index written before pairs were hashed (a bm25s index over "a b" strings) is read as it is."""
+    lex = Lexical.build(PASSAGES)
+    lex.save(tmp_path / "bm25")
+    shutil.rmtree(tmp_path / "bm25" / HASHED_FOLDER)
+    from rag.text import tokens_batch
+
+    _bm25([term_pairs(t) for t in tokens_batch(PASSAGES)]).save(str(tmp_path / "bm25" / PAIRS_FOLDER))
+    old = Lexical.load(tmp_path / "bm25", len(PASSAGES))
+    words = tokens("New York office")
+    assert old.pair_scores(words)[2] > 0 and old.pair_scores(words)[3] == 0
+    assert np.argmax(old.pair_scores(words)) == np.argmax(lex.pair_scores(words))
+
+
+def test_hashed_pairs_keep_no_vocabulary_of_pairs(tmp_path: Path) -> None:
+    """Pairs are hashed into buckets: the saved pair index has no string vocabulary to load."""
+    Lexical.build(PASSAGES).save(tmp_path / "bm25")
+    assert (tmp_path / "bm25" / HASHED_FOLDER / "vocab.index.json").read_text().strip() == "{}"
+    back = Lexical.load(tmp_path / "bm25", len(PASSAGES))
+    assert back.pair_scores(tokens("공공 기관은 어디인가?"))[0] > 0
+    assert not back.pair_scores(["없는", "말"]).any()

@@ -229,7 +229,8 @@ def _params(settings: Settings) -> dict[str, Any]:
         "chunker": CHUNKER_VERSION,
         "sentence_vectors": "pooled" if settings.sentence_pooling else "alone",
         "term_vectors": True,
-        "term_pairs": True,  # an index without BM25 pairs is rebuilt by `rag index` (vectors are reused)
+        # an index without BM25 pairs, or with string pairs, is rebuilt by `rag index` (vectors are reused)
+        "term_pairs": "hashed",
         "embed_model": settings.embed_model,
     }
 
@@ -357,6 +358,7 @@ def factory_for(n: int, settings: Settings) -> str:
     """The FAISS factory string for an index of ``n`` passages (see ``_faiss_index``)."""
     if n > settings.ivf_threshold:
         nlist = 1 << max(4, round(np.log2(np.sqrt(n))))  # about sqrt(n) lists: 1024 at 1M
+        nlist = min(nlist, max(1, n // 39))  # k-means wants 39 points per list (a tiny test index)
         return f"IVF{nlist},SQ8"
     if n > settings.ann_threshold:
         return f"HNSW{settings.hnsw_m},Flat"

@@ -37,7 +37,8 @@ from rag.store.sentvec import OFFSETS_FILE, SCALES_FILE, VECTORS_FILE, SentenceV
 FORMAT = "rag-index/2"
 OLDER_FORMATS = ("rag-index/1",)
 FILES = (
-    "vectors.faiss", "chunks.jsonl", "docs.jsonl", VECTORS_FILE, SCALES_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE,
+    "vectors.faiss", "chunks.jsonl", "docs.jsonl",
+    VECTORS_FILE, SCALES_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE,
 )
 REBUILD_HINT = "run `rag index --rebuild` to build it again"
 

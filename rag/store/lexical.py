@@ -58,8 +58,9 @@ def _hashed_pairs(corpus_tokens: list[list[str]]) -> tuple[Any, np.ndarray]:
     per_doc = [pair_buckets(t) for t in corpus_tokens]
     used = np.unique(np.concatenate(per_doc)) if per_doc else np.zeros(0, np.int32)
     if not len(used):
-        used = np.zeros(1, np.int32)  # bm25s cannot index no terms: one bucket for the first passage
-        per_doc = [np.zeros(1, np.int32), *per_doc[1:]] if per_doc else []
+        # bm25s cannot index no terms: the first passage gets a bucket no pair hashes to
+        used = np.array([PAIR_BUCKETS], np.int32)
+        per_doc = [used, *per_doc[1:]]
     ids = [np.searchsorted(used, b).tolist() for b in per_doc]
     bm25 = bm25s.BM25()
     bm25.index((ids, {str(i): i for i in range(len(used))}), show_progress=False, create_empty_token=False)
