@@ -2,11 +2,13 @@
 
 One after the other, each in its own process (timed whole: start-up, model
 load, work, writing), on the same passage texts and the same model (the
-bundled multilingual-e5-small folder):
+bundled multilingual-e5-small folder), in interleaved rounds (a, a', b, c, a,
+a', b, c, ...; medians and per-round ratios reported, since the shared CPU's
+speed changes by 2x within minutes):
 
-(a) ``rag index`` into a fresh folder with a fresh term-vector cache ("cold"),
-    then ``rag index --rebuild`` into another fresh folder with the cache the
-    first run left ("warm": a second index, or a rebuild, of similar news);
+(a) ``rag index`` into a fresh folder with a fresh term-vector cache (the
+    default: sentences encoded alone), (a') the same with
+    ``RAG_SENTENCE_POOLING=1`` (sentence vectors pooled from the passage's pass);
 (b) a bare ``SentenceTransformer.encode`` of the texts (``passage: `` prompt,
     batch 32, normalised);
 (c) LangChain ``FAISS.from_documents`` with ``HuggingFaceEmbeddings`` (extra
@@ -17,7 +19,7 @@ ratios of (a) to (b) and (c), peak RSS of each process, index bytes per
 passage. Times move 2x on a shared machine; the ratios are measured in the
 same run.
 
-Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N]
+Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N] [--rounds 3] [--no-pooled]
        python bench/ingest.py --mix 1000   (Korean KorQuAD paragraphs + English Belebele passages)
 """
 
@@ -104,40 +106,59 @@ def _folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def bench(corpus: Path, work: Path) -> dict[str, object]:
+def _median(xs: list[float]) -> float:
+    ys = sorted(xs)
+    mid = len(ys) // 2
+    return ys[mid] if len(ys) % 2 else (ys[mid - 1] + ys[mid]) / 2
+
+
+def bench(corpus: Path, work: Path, rounds: int = 3, pooled: bool = True) -> dict[str, object]:
+    """Interleaved rounds (rag, rag pooled, bare, LangChain, then again): a noisy shared CPU slows
+    all of them alike within a round, so ratios are taken per round and as ratios of medians."""
     from rag.config import Settings
     from rag.model.e5convert import bundled_model_dir
 
     settings = Settings.from_env()
     model = bundled_model_dir(settings.cache_dir)
+    model_cache = Path(settings.cache_dir).expanduser()
     n = sum(1 for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip())
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_CACHE_DIR": str(_fresh_cache(work / "cache", Path(
-        settings.cache_dir).expanduser()))}
     rag = [sys.executable, "-c", "import sys; from rag.cli import main; sys.exit(main())"]
-    out: dict[str, object] = {"corpus": str(corpus), "passages": n}
-    runs: dict[str, dict[str, float]] = {}
-    runs["rag_cold"] = _run([*rag, "index", "--corpus", str(corpus), "--index", str(work / "idx1"), "-q"], env)
-    report = json.loads(str(runs["rag_cold"].pop("stdout")))
-    runs["rag_warm"] = _run([*rag, "index", "--corpus", str(corpus), "--index", str(work / "idx2"), "-q",
-                             "--rebuild"], env)
-    runs["rag_warm"].pop("stdout")
-    runs["bare_encode"] = _run([sys.executable, "-c", _BARE, str(model), str(corpus)], env)
-    runs["bare_encode"].update(json.loads(str(runs["bare_encode"].pop("stdout"))))
-    runs["langchain"] = _run([sys.executable, "-c", _LANGCHAIN, str(model), str(corpus), str(work / "lc")], env)
-    runs["langchain"].update(json.loads(str(runs["langchain"].pop("stdout"))))
-    for r in runs.values():
-        r["passages_per_s"] = round(n / r["seconds"], 2)
+    out: dict[str, object] = {"corpus": str(corpus), "passages": n, "rounds": rounds}
+    runs: dict[str, list[dict[str, float]]] = {}
+    report: dict[str, object] = {}
+    kinds = ["rag", *(["rag_pooled"] if pooled else []), "bare_encode", "langchain"]
+    for r in range(rounds):
+        for kind in kinds:
+            base = work / f"r{r}-{kind}"
+            # a fresh term-vector cache each time ("cold": a first index of this corpus)
+            cache = _fresh_cache(base / "cache", model_cache)
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_CACHE_DIR": str(cache),
+                   "RAG_SENTENCE_POOLING": "1" if kind == "rag_pooled" else "0"}
+            if kind.startswith("rag"):
+                run = _run([*rag, "index", "--corpus", str(corpus), "--index", str(base / "idx"), "-q"], env)
+                report = json.loads(str(run.pop("stdout")))
+                run["bytes_per_passage"] = round(_folder_bytes(base / "idx") / max(1, int(str(report["chunks"]))))
+            else:
+                script = _BARE if kind == "bare_encode" else _LANGCHAIN
+                run = _run([sys.executable, "-c", script, str(model), str(corpus), str(base / "lc")], env)
+                run.update(json.loads(str(run.pop("stdout"))))
+                if kind == "langchain":
+                    run["bytes_per_passage"] = round(_folder_bytes(base / "lc") / max(1, n))
+            runs.setdefault(kind, []).append(run)
+            shutil.rmtree(base, ignore_errors=True)
+    med = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
+    out["median"] = {k: {"seconds": round(s, 2), "passages_per_s": round(n / s, 2),
+                         "peak_rss_gb": max(r["peak_rss_gb"] for r in runs[k]),
+                         "bytes_per_passage": runs[k][-1].get("bytes_per_passage")} for k, s in med.items()}
+    pairs = [(a, b) for a in kinds if a.startswith("rag") for b in ("langchain", "bare_encode")]
+    out["ratios_of_medians"] = {f"{a}/{b}": round(med[b] / med[a], 3) for a, b in pairs}
+    out["ratios_per_round"] = {
+        f"{a}/{b}": [round(y["seconds"] / x["seconds"], 3) for x, y in zip(runs[a], runs[b], strict=True)]
+        for a, b in pairs
+    }
     out["runs"] = runs
-    out["ratios"] = {
-        f"{a}/{b}": round(runs[b]["seconds"] / runs[a]["seconds"], 3)
-        for a in ("rag_cold", "rag_warm") for b in ("langchain", "bare_encode")
-    }
-    out["index"] = {
-        "chunks": report["chunks"], "sentences_embedded": report.get("sentences_embedded"),
-        "terms_embedded_cold": report.get("terms_embedded"),
-        "bytes_per_passage": round(_folder_bytes(work / "idx1") / max(1, report["chunks"])),
-        "langchain_bytes_per_passage": round(_folder_bytes(work / "lc") / max(1, n)),
-    }
+    out["index"] = {"chunks": report.get("chunks"), "sentences_embedded": report.get("sentences_embedded"),
+                    "terms_embedded": report.get("terms_embedded")}
     return out
 
 
@@ -146,6 +167,8 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, help="a .jsonl corpus ({id,title,text} per line)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N records")
     ap.add_argument("--mix", type=int, default=0, help="build a Korean/English mix of N records instead")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    ap.add_argument("--no-pooled", action="store_true", help="skip the RAG_SENTENCE_POOLING=1 run")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rag-ingest-"))
     try:
@@ -159,7 +182,7 @@ def main() -> None:
                 corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
             raise SystemExit("bench/ingest.py: give --corpus FILE.jsonl or --mix N")
-        print(json.dumps(bench(corpus, work), indent=1))
+        print(json.dumps(bench(corpus, work, args.rounds, not args.no_pooled), indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
