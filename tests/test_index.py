@@ -73,7 +73,7 @@ def test_build_then_unchanged_embeds_nothing(tmp_path: Path, settings: Settings,
     r2 = build_index(settings, [corpus], idx, progress=False, embedder=second)
     assert r2.up_to_date and second.embedded == 0 and second.terms == 0
     manifest = json.loads((idx / "manifest.json").read_text())
-    assert manifest["format"] == "rag-index/2"
+    assert manifest["format"] == "rag-index/3"
     assert manifest["embedding"]["model"] == settings.embed_model
     assert manifest["embedding"]["dim"] == 384
     assert set(manifest["sources"]) == {"semis", "weather", "kbo"}
@@ -390,7 +390,40 @@ def test_previous_format_is_refused_with_the_fix_and_upgraded_by_rag_index(
     corpus = built.parent / "corpus"
     r = build_index(settings, [corpus], built, progress=False, embedder=embedder)
     assert not r.up_to_date and r.embedded == r.chunks
-    assert json.loads((built / "manifest.json").read_text())["format"] == "rag-index/2"
+    assert json.loads((built / "manifest.json").read_text())["format"] == "rag-index/3"
+
+
+def test_rag_index_2_folder_is_read_and_upgraded_without_embedding(
+    built: Path, settings: Settings, embedder: Any
+) -> None:
+    """A folder of the previous format (float16 sentence vectors, string BM25 pairs) is searched as
+    it is, and `rag index` rewrites it in the current one reusing every vector."""
+    from rag.store.lexical import HASHED_FOLDER, PAIRS_FOLDER, _bm25, term_pairs
+    from rag.store.sentvec import SCALES_FILE, VECTORS_FILE
+    from rag.text import tokens_batch
+
+    index = load_index(built, settings)
+    assert index.sentences is not None
+    np.save(built / VECTORS_FILE, index.sentences.rows(np.arange(index.sentences.offsets[-1])).astype(np.float16))
+    (built / SCALES_FILE).unlink()
+    shutil.rmtree(built / "bm25" / HASHED_FOLDER)
+    _bm25([term_pairs(t) for t in tokens_batch([c.text for c in index.chunks])]).save(
+        str(built / "bm25" / PAIRS_FOLDER), show_progress=False
+    )
+    m = json.loads((built / "manifest.json").read_text())
+    m["format"], m["params"]["term_pairs"] = "rag-index/2", True
+    del m["files"][SCALES_FILE]
+    m["files"][VECTORS_FILE] = (built / VECTORS_FILE).stat().st_size
+    (built / "manifest.json").write_text(json.dumps(m))
+    old = load_index(built, settings)
+    assert old.lexical.pair_scores(tokens("반도체 수출이 늘었다")).any()
+    assert old.sentences is not None and old.sentences.vectors.dtype == np.float16
+    counting = CountingEmbedder(embedder)
+    r = build_index(settings, [built.parent / "corpus"], built, progress=False, embedder=counting)
+    assert not r.up_to_date and counting.embedded == 0 and counting.terms == 0
+    new = load_index(built, settings)
+    assert new.manifest["format"] == "rag-index/3" and new.sentences is not None
+    assert new.sentences.vectors.dtype == np.int8 and (built / "bm25" / HASHED_FOLDER).is_dir()
 
 
 # ----------------------------------------------------------------- one writer, no leftovers (issue 17)

@@ -123,7 +123,7 @@ def build_folder(
     path = Path(index_dir)
     loaded = load_corpus(corpus, settings.max_file_bytes, settings.max_line_bytes)
     old = None if rebuild else _try_load_previous(path, settings)
-    params = _params(settings)
+    params = _folder_params(settings)
     docs = list(loaded.documents)
     seen = {d.doc_id for d in docs}
     kept: list[str] = []
@@ -202,7 +202,7 @@ def write_index(
     term vectors: none when not given); returns the FAISS factory."""
     fx, factory = _faiss_index(vectors, settings)
     lexical = lexical or Lexical.build([c.text for c in chunks])
-    manifest = _manifest(settings, embedder, _params(settings), factory, chunks, metas)
+    manifest = _manifest(settings, embedder, _folder_params(settings), factory, chunks, metas)
     dim = vectors.shape[1]
     sents = sentences if sentences is not None else SentenceVectors.empty(len(chunks), dim)
     terms = terms if terms is not None else TermVectors.of([], np.zeros((0, dim), np.float32))
@@ -229,10 +229,15 @@ def _params(settings: Settings) -> dict[str, Any]:
         "chunker": CHUNKER_VERSION,
         "sentence_vectors": "pooled" if settings.sentence_pooling else "alone",
         "term_vectors": True,
-        # an index without BM25 pairs, or with string pairs, is rebuilt by `rag index` (vectors are reused)
-        "term_pairs": "hashed",
+        "term_pairs": True,  # an index without BM25 pairs is rebuilt by `rag index` (vectors are reused)
         "embed_model": settings.embed_model,
     }
+
+
+def _folder_params(settings: Settings) -> dict[str, Any]:
+    """``_params`` of the index folder: its BM25 pairs are hashed (``rag.store.lexical``), so a folder
+    with string pairs is rebuilt by `rag index` (vectors reused); the Milvus store keeps ``_params``."""
+    return {**_params(settings), "term_pairs": "hashed"}
 
 
 def term_cache(settings: Settings, embedder: Any) -> Path | None:

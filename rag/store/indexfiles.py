@@ -33,8 +33,11 @@ from rag.store.indexlock import writer_active
 from rag.store.lexical import Lexical
 from rag.store.sentvec import OFFSETS_FILE, SCALES_FILE, VECTORS_FILE, SentenceVectors
 
-# 2: sentence vectors pooled from the passage's forward pass (rag.model.pooled) instead of encoded alone
-FORMAT = "rag-index/2"
+# 2: sentence vectors pooled from the passage's forward pass (rag.model.pooled) or encoded alone
+# 3: int8 sentence vectors (+ sentence_scales.npy), hashed BM25 pairs (bm25/pairs-hashed/), IVF-SQ8
+#    above ivf_threshold; a /2 folder is still read as it is (float16 sentences, string pairs)
+FORMAT = "rag-index/3"
+READABLE_FORMATS = (FORMAT, "rag-index/2")
 OLDER_FORMATS = ("rag-index/1",)
 FILES = (
     "vectors.faiss", "chunks.jsonl", "docs.jsonl",
@@ -157,7 +160,7 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
             f"this version reads {FORMAT!r}): run `rag index --rebuild` to build it again in the new format; "
             "the old index stays in place and usable by the old version until then"
         )
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in READABLE_FORMATS:
         raise IndexStoreError(
             f"{manifest_path}: unknown index format {manifest.get('format')!r} (this version reads {FORMAT!r}): "
             + REBUILD_HINT

@@ -40,11 +40,10 @@ from rag.errors import IndexStoreError, RagError
 from rag.records import Chunk
 from rag.store.base import Store
 from rag.store.index import BuildReport, Progress, _chunk_all, _params, _source_file
-from rag.store.indexfiles import FORMAT
 from rag.store.sparsebm25 import Counts, passage_keys, passage_vector
 from rag.text import has_hangul, tokens_batch
 
-MILVUS_FORMAT = FORMAT + "+milvus/1"
+MILVUS_FORMAT = "rag-index/2+milvus/1"  # the folder format it followed (rag-index/3 changed only the folder)
 BATCH = 256  # rows per insert / query call
 _VARCHAR = 65_535
 _NAME_RE = re.compile(r"[^A-Za-z0-9_]")
