@@ -85,7 +85,7 @@ def test_index_from_before_term_pairs_is_upgraded_without_embedding(
     corpus, idx = write_corpus(tmp_path / "corpus"), tmp_path / "index"
     build_index(settings, [corpus], idx, progress=False, embedder=embedder)
     # what an index written before BM25 pairs existed looks like
-    shutil.rmtree(idx / "bm25" / "pairs-hashed")
+    shutil.rmtree(idx / "bm25" / "pairs-keyed")
     manifest = json.loads((idx / "manifest.json").read_text())
     del manifest["params"]["term_pairs"]
     (idx / "manifest.json").write_text(json.dumps(manifest))
@@ -398,16 +398,17 @@ def test_rag_index_2_folder_is_read_and_upgraded_without_embedding(
 ) -> None:
     """A folder of the previous format (float16 sentence vectors, string BM25 pairs) is searched as
     it is, and `rag index` rewrites it in the current one reusing every vector."""
-    from rag.store.lexical import HASHED_FOLDER, PAIRS_FOLDER, _bm25, term_pairs
+    from rag.store.lexical import KEYED_FOLDER, PAIRS_FOLDER, term_pairs
     from rag.store.sentvec import SCALES_FILE, VECTORS_FILE
     from rag.text import tokens_batch
+    from tests.test_lexical import bm25s_index
 
     index = load_index(built, settings)
     assert index.sentences is not None
     np.save(built / VECTORS_FILE, index.sentences.rows(np.arange(index.sentences.offsets[-1])).astype(np.float16))
     (built / SCALES_FILE).unlink()
-    shutil.rmtree(built / "bm25" / HASHED_FOLDER)
-    _bm25([term_pairs(t) for t in tokens_batch([c.text for c in index.chunks])]).save(
+    shutil.rmtree(built / "bm25" / KEYED_FOLDER)
+    bm25s_index([term_pairs(t) for t in tokens_batch([c.text for c in index.chunks])]).save(
         str(built / "bm25" / PAIRS_FOLDER), show_progress=False
     )
     m = json.loads((built / "manifest.json").read_text())
@@ -423,7 +424,7 @@ def test_rag_index_2_folder_is_read_and_upgraded_without_embedding(
     assert not r.up_to_date and counting.embedded == 0 and counting.terms == 0
     new = load_index(built, settings)
     assert new.manifest["format"] == "rag-index/3" and new.sentences is not None
-    assert new.sentences.vectors.dtype == np.int8 and (built / "bm25" / HASHED_FOLDER).is_dir()
+    assert new.sentences.vectors.dtype == np.int8 and (built / "bm25" / KEYED_FOLDER).is_dir()
 
 
 # ----------------------------------------------------------------- one writer, no leftovers (issue 17)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rag.store.lexical import HASHED_FOLDER, PAIRS_FOLDER, Lexical, _bm25, term_pairs
-from rag.text import tokens
+from rag.store.lexical import KEYED_FOLDER, PAIRS_FOLDER, Lexical, term_pairs
+from rag.text import tokens, tokens_batch
 
 PASSAGES = [
     "KT 컨소시엄에는 경찰청 등 공공 기관이 참여했다.",  # "공공 기관" side by side
@@ -16,6 +17,28 @@ PASSAGES = [
     "The New York office of the bank opened in spring.",
     "A new office opened in York in the spring.",
 ]
+
+
+def bm25s_index(corpus_tokens: list[list[str]]) -> Any:
+    """What bm25s itself builds (how indexes were written before rag computed the matrix)."""
+    import bm25s
+
+    bm25 = bm25s.BM25()
+    bm25.index(corpus_tokens, show_progress=False)
+    return bm25
+
+
+def test_scores_equal_bm25s_own() -> None:
+    """The numpy-built BM25 matrix scores every passage as bm25s's own build does."""
+    from rag.text import tokens_batch
+
+    texts = [*PASSAGES, "공공 기관 공공 기관 공공", "York York York new", ""]
+    corpus = tokens_batch(texts)
+    ours, theirs = Lexical.from_tokens(corpus), bm25s_index(corpus)
+    for q in ("공공 기관은 어디인가?", "New York office", "spring bank", "없는 말"):
+        words = [w for w in tokens(q) if w in theirs.vocab_dict]
+        want = np.asarray(theirs.get_scores(words), np.float32)[: len(texts)] if words else np.zeros(len(texts))
+        np.testing.assert_allclose(ours.term_scores(tokens(q)), want, rtol=1e-5, atol=1e-6)
 
 
 def test_pairs_follow_token_order() -> None:
@@ -46,7 +69,7 @@ def test_save_and_load_keep_pairs(tmp_path: Path) -> None:
 
 def test_index_from_before_pairs_still_searches(tmp_path: Path) -> None:
     Lexical.build(PASSAGES).save(tmp_path / "bm25")
-    shutil.rmtree(tmp_path / "bm25" / HASHED_FOLDER)
+    shutil.rmtree(tmp_path / "bm25" / KEYED_FOLDER)
     old = Lexical.load(tmp_path / "bm25", len(PASSAGES))
     words = tokens("New York office")
     assert old.term_scores(words)[2] > 0
@@ -63,23 +86,29 @@ def test_passages_without_terms_index(tmp_path: Path) -> None:
 
 
 def test_index_with_string_pairs_still_scores_phrases(tmp_path: Path) -> None:
-    """An index written before pairs were hashed (a bm25s index over "a b" strings) is read as it is."""
+    """An index written before pairs were keyed (a bm25s index over "a b" strings) is read as it is."""
     lex = Lexical.build(PASSAGES)
     lex.save(tmp_path / "bm25")
-    shutil.rmtree(tmp_path / "bm25" / HASHED_FOLDER)
+    shutil.rmtree(tmp_path / "bm25" / KEYED_FOLDER)
     from rag.text import tokens_batch
 
-    _bm25([term_pairs(t) for t in tokens_batch(PASSAGES)]).save(str(tmp_path / "bm25" / PAIRS_FOLDER))
+    bm25s_index([term_pairs(t) for t in tokens_batch(PASSAGES)]).save(str(tmp_path / "bm25" / PAIRS_FOLDER))
     old = Lexical.load(tmp_path / "bm25", len(PASSAGES))
     words = tokens("New York office")
     assert old.pair_scores(words)[2] > 0 and old.pair_scores(words)[3] == 0
     assert np.argmax(old.pair_scores(words)) == np.argmax(lex.pair_scores(words))
 
 
-def test_hashed_pairs_keep_no_vocabulary_of_pairs(tmp_path: Path) -> None:
-    """Pairs are hashed into buckets: the saved pair index has no string vocabulary to load."""
+def test_keyed_pairs_keep_no_vocabulary_of_pairs(tmp_path: Path) -> None:
+    """Pairs are keyed by their terms' ids: the saved pair index has no string vocabulary to load,
+    and a pair is found only within a passage, not across the end of one and the start of the next."""
     Lexical.build(PASSAGES).save(tmp_path / "bm25")
-    assert (tmp_path / "bm25" / HASHED_FOLDER / "vocab.index.json").read_text().strip() == "{}"
+    assert (tmp_path / "bm25" / KEYED_FOLDER / "vocab.index.json").read_text().strip() == "{}"
     back = Lexical.load(tmp_path / "bm25", len(PASSAGES))
     assert back.pair_scores(tokens("공공 기관은 어디인가?"))[0] > 0
     assert not back.pair_scores(["없는", "말"]).any()
+    words = tokens_batch(PASSAGES)
+    assert not back.pair_scores([words[0][-1], words[1][0]]).any()
+    odd = Lexical.from_tokens([["a", "b"], [], ["b", "c"], [], []])
+    assert odd.pair_scores(["b", "c"])[2] > 0 and not odd.pair_scores(["b", "c"])[[0, 1, 3, 4]].any()
+    assert not odd.pair_scores(["b", "b"]).any() and odd.pair_scores(["a", "b"])[0] > 0

@@ -235,9 +235,9 @@ def _params(settings: Settings) -> dict[str, Any]:
 
 
 def _folder_params(settings: Settings) -> dict[str, Any]:
-    """``_params`` of the index folder: its BM25 pairs are hashed (``rag.store.lexical``), so a folder
+    """``_params`` of the index folder: its BM25 pairs are keyed by term ids (``rag.store.lexical``), so a folder
     with string pairs is rebuilt by `rag index` (vectors reused); the Milvus store keeps ``_params``."""
-    return {**_params(settings), "term_pairs": "hashed"}
+    return {**_params(settings), "term_pairs": "keyed"}
 
 
 def term_cache(settings: Settings, embedder: Any) -> Path | None:

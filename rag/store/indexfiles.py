@@ -34,7 +34,7 @@ from rag.store.lexical import Lexical
 from rag.store.sentvec import OFFSETS_FILE, SCALES_FILE, VECTORS_FILE, SentenceVectors
 
 # 2: sentence vectors pooled from the passage's forward pass (rag.model.pooled) or encoded alone
-# 3: int8 sentence vectors (+ sentence_scales.npy), hashed BM25 pairs (bm25/pairs-hashed/), IVF-SQ8
+# 3: int8 sentence vectors (+ sentence_scales.npy), keyed BM25 pairs (bm25/pairs-keyed/), IVF-SQ8
 #    above ivf_threshold; a /2 folder is still read as it is (float16 sentences, string pairs)
 FORMAT = "rag-index/3"
 READABLE_FORMATS = (FORMAT, "rag-index/2")

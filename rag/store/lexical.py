@@ -1,20 +1,21 @@
 """BM25 over Kiwi morphemes (Korean) and stopword-filtered words (English), and over adjacent pairs.
 
-A thin wrapper over ``bm25s``: build from passage texts, save into / load from
-a folder, score one question against every passage. Besides the single
-terms there is a second BM25 index over adjacent term pairs ("공공 기관",
-"new york"), so a passage that has the question's words side by side, as a
-phrase, scores above one that merely has them somewhere. Pairs are hashed into
-``PAIR_BUCKETS`` buckets (nearly every pair of a big archive is new, and a
-vocabulary of tens of millions of strings would not fit in memory); an index
-written before that keeps its string pairs and is read as before. Both indexes
-are memory-mapped on load. It knows nothing about FAISS, fusion or files other
-than its own folder.
+A thin wrapper over ``bm25s``: build from passage terms, save into / load from
+a folder (memory-mapped), score one question against every passage. Besides
+the single terms there is a second BM25 index over adjacent term pairs ("공공
+기관", "new york"), so a passage that has the question's words side by side, as
+a phrase, scores above one that merely has them somewhere. A pair is keyed by
+the ids of its two terms in the single-term index (``a * n_terms + b``, sorted
+in ``keys.npy``), not stored as a string: nearly every pair of a big archive is
+new, and a vocabulary of tens of millions of strings would not fit in memory.
+Both score matrices are computed here in numpy (bm25s's own build loops in
+Python per passage: an hour at a million passages), with bm25s's formula and
+file layout. An index written with string pairs (``pairs/``) is read as before.
+It knows nothing about FAISS, fusion or files other than its own folder.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
@@ -24,10 +25,9 @@ import numpy as np
 
 from rag.text import tokens_batch
 
-PAIRS_FOLDER = "pairs"  # inside the BM25 folder: string pairs (indexes written before hashing)
-HASHED_FOLDER = "pairs-hashed"  # inside the BM25 folder: hashed pairs, and BUCKETS_FILE
-BUCKETS_FILE = "buckets.npy"  # int32, sorted: the buckets that occur; bucket buckets[i] is BM25 term i
-PAIR_BUCKETS = 1 << 24  # 16M: a few pairs per bucket at 1M passages, almost none below 100k
+PAIRS_FOLDER = "pairs"  # inside the BM25 folder: string pairs (indexes written before keyed pairs)
+KEYED_FOLDER = "pairs-keyed"  # inside the BM25 folder: pairs keyed by term ids, and KEYS_FILE
+KEYS_FILE = "keys.npy"  # int64, sorted: the pair keys that occur; keys[i] is pair-index term i
 _NOTHING = "\x00"  # the one term of an index whose passages have none (bm25s cannot index no terms)
 
 
@@ -36,36 +36,73 @@ def term_pairs(terms: Sequence[str]) -> list[str]:
     return [f"{a} {b}" for a, b in pairwise(terms)]
 
 
-def pair_buckets(terms: Sequence[str]) -> np.ndarray:
-    """The hashed buckets (CRC-32 modulo ``PAIR_BUCKETS``) of the adjacent pairs of ``terms``."""
-    return np.array([zlib.crc32(p.encode("utf-8")) % PAIR_BUCKETS for p in term_pairs(terms)], dtype=np.int32)
+K1, B = 1.5, 0.75  # bm25s's defaults (method and idf "lucene"), which indexes written by bm25s used
 
 
-def _bm25(corpus_tokens: list[list[str]]) -> Any:
+def _bm25_from_ids(ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int], n_terms: int) -> Any:
+    """A bm25s index (its CSC score matrix, computed here in numpy: bm25s's own build is a Python
+    loop per passage and per term, an hour at a million passages) from the term ids of every passage
+    concatenated (``lengths[i]`` of them for passage i). Same scores as ``bm25s.BM25().index``."""
     import bm25s
 
+    n_docs = len(lengths)
+    docs = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    key = np.sort(ids.astype(np.int64) * max(n_docs, 1) + docs)
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    starts = np.flatnonzero(first)
+    tf = np.diff(np.append(starts, len(key))).astype(np.float32)
+    uniq = key[starts]
+    term, doc = uniq // max(n_docs, 1), uniq % max(n_docs, 1)
+    df = np.bincount(term, minlength=n_terms)
+    idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    norm = (K1 * ((1 - B) + B * lengths / max(float(lengths.mean()) if n_docs else 1.0, 1e-9))).astype(np.float32)
     bm25 = bm25s.BM25()
-    if not any(corpus_tokens):  # no passage, or passages without a single term (e.g. only symbols)
-        corpus_tokens = [[_NOTHING], *corpus_tokens[1:]]
-    bm25.index(corpus_tokens, show_progress=False)
+    bm25.scores = {
+        "data": (idf[term] * tf / (norm[doc] + tf)).astype(np.float32),
+        "indices": doc.astype(np.int32),
+        "indptr": np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
+        "num_docs": n_docs,
+    }
+    bm25.vocab_dict = vocab
+    bm25.unique_token_ids_set = set(vocab.values())
+    bm25.nonoccurrence_array = None
     return bm25
 
 
-def _hashed_pairs(corpus_tokens: list[list[str]]) -> tuple[Any, np.ndarray]:
-    """BM25 over hashed pairs: the index's terms are the buckets that occur, numbered in order."""
-    import bm25s
+def _term_ids(corpus_tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Every passage's term ids concatenated, the passages' lengths, and the vocabulary."""
+    if not any(corpus_tokens):  # no passage, or passages without a single term (e.g. only symbols)
+        corpus_tokens = [[_NOTHING], *corpus_tokens[1:]]
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(t, len(vocab)) for doc in corpus_tokens for t in doc), dtype=np.int64)
+    lengths = np.fromiter((len(doc) for doc in corpus_tokens), dtype=np.int64, count=len(corpus_tokens))
+    return ids, lengths, vocab
 
-    per_doc = [pair_buckets(t) for t in corpus_tokens]
-    used = np.unique(np.concatenate(per_doc)) if per_doc else np.zeros(0, np.int32)
-    if not len(used):
-        # bm25s cannot index no terms: the first passage gets a bucket no pair hashes to
-        used = np.array([PAIR_BUCKETS], np.int32)
-        per_doc = [used, *per_doc[1:]]
-    ids = [np.searchsorted(used, b).tolist() for b in per_doc]
-    bm25 = bm25s.BM25()
-    bm25.index((ids, {str(i): i for i in range(len(used))}), show_progress=False, create_empty_token=False)
-    bm25.vocab_dict = {}  # term i is buckets[i]: no vocabulary file needed
-    return bm25, used.astype(np.int32)
+
+def _pair_keys(ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keys of the adjacent pairs inside each passage (concatenated) and their count per passage."""
+    keys = ids[:-1] * n_terms + ids[1:]
+    ends = np.cumsum(lengths)[:-1]
+    inside = np.ones(len(keys), dtype=bool)
+    inside[ends[(ends > 0) & (ends <= len(keys))] - 1] = False  # no pair across a passage end
+    return keys[inside], np.maximum(lengths - 1, 0)
+
+
+def _keyed_pairs(ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> tuple[Any, np.ndarray]:
+    """BM25 over pairs: the index's terms are the pair keys that occur, numbered in sorted order."""
+    keys, counts = _pair_keys(ids, lengths, n_terms)
+    if not len(keys):  # no passage has a pair: the first passage gets a key no pair has
+        keys = np.array([-1], np.int64)
+        counts = np.concatenate([[1], counts[1:]]) if len(counts) else np.ones(1, np.int64)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    pair_ids = np.empty(len(keys), np.int64)
+    pair_ids[order] = np.cumsum(first) - 1
+    used = ordered[first]
+    return _bm25_from_ids(pair_ids, counts.astype(np.int64), {}, len(used)), used
 
 
 def _scores(bm25: Any, terms: Sequence[str], size: int) -> np.ndarray:
@@ -78,10 +115,10 @@ def _scores(bm25: Any, terms: Sequence[str], size: int) -> np.ndarray:
 class Lexical:
     """A BM25 index whose row ``i`` is passage ``i`` of the chunk store."""
 
-    def __init__(self, bm25: Any, size: int, pairs: Any = None, buckets: np.ndarray | None = None) -> None:
+    def __init__(self, bm25: Any, size: int, pairs: Any = None, keys: np.ndarray | None = None) -> None:
         self._bm25 = bm25
         self._pairs = pairs
-        self._buckets = buckets  # hashed pairs: the bucket of each pair term; None: string pairs
+        self._keys = keys  # keyed pairs: the key of each pair term; None: string pairs (or none)
         self.size = size
 
     @classmethod
@@ -91,14 +128,15 @@ class Lexical:
     @classmethod
     def from_tokens(cls, corpus_tokens: list[list[str]]) -> Lexical:
         """The index of passages already cut into terms (:func:`rag.text.tokens_batch`)."""
-        pairs, buckets = _hashed_pairs(corpus_tokens)
-        return cls(_bm25(corpus_tokens), len(corpus_tokens), pairs, buckets)
+        ids, lengths, vocab = _term_ids(corpus_tokens)
+        pairs, keys = _keyed_pairs(ids, lengths, len(vocab))
+        return cls(_bm25_from_ids(ids, lengths, vocab, len(vocab)), len(corpus_tokens), pairs, keys)
 
     def save(self, folder: Path) -> None:
         self._bm25.save(str(folder), show_progress=False)
-        if self._pairs is not None and self._buckets is not None:
-            self._pairs.save(str(folder / HASHED_FOLDER), show_progress=False)
-            np.save(folder / HASHED_FOLDER / BUCKETS_FILE, self._buckets)
+        if self._pairs is not None and self._keys is not None:
+            self._pairs.save(str(folder / KEYED_FOLDER), show_progress=False)
+            np.save(folder / KEYED_FOLDER / KEYS_FILE, np.asarray(self._keys, dtype=np.int64))
         elif self._pairs is not None:
             self._pairs.save(str(folder / PAIRS_FOLDER), show_progress=False)
 
@@ -107,15 +145,15 @@ class Lexical:
         import bm25s
 
         bm25 = bm25s.BM25.load(str(folder), show_progress=False, verbosity=0, mmap=True)
-        pairs, buckets = None, None
-        if (folder / HASHED_FOLDER).is_dir():
+        pairs, keys = None, None
+        if (folder / KEYED_FOLDER).is_dir():
             pairs = bm25s.BM25.load(
-                str(folder / HASHED_FOLDER), show_progress=False, verbosity=0, mmap=True, load_vocab=False
+                str(folder / KEYED_FOLDER), show_progress=False, verbosity=0, mmap=True, load_vocab=False
             )
-            buckets = np.load(folder / HASHED_FOLDER / BUCKETS_FILE, mmap_mode="r")
+            keys = np.load(folder / KEYED_FOLDER / KEYS_FILE, mmap_mode="r")
         elif (folder / PAIRS_FOLDER).is_dir():
             pairs = bm25s.BM25.load(str(folder / PAIRS_FOLDER), show_progress=False, verbosity=0, mmap=True)
-        return cls(bm25, size, pairs, buckets)
+        return cls(bm25, size, pairs, keys)
 
     def vocabulary(self) -> list[str]:
         """Every single term that occurs in some passage."""
@@ -133,12 +171,15 @@ class Lexical:
         when no pair occurs in any passage, or the index was built before pairs existed."""
         if self.size == 0 or self._pairs is None:
             return np.zeros(self.size, dtype=np.float32)
-        if self._buckets is None:
+        if self._keys is None:
             return _scores(self._pairs, term_pairs(terms), self.size)
-        wanted = pair_buckets(terms)
-        at = np.searchsorted(self._buckets, wanted)
-        found = at < len(self._buckets)
-        found[found] = self._buckets[at[found]] == wanted[found]
+        vocab = self._bm25.vocab_dict
+        n_terms = len(vocab) - ("" in vocab)  # bm25s may have added an empty term at the end
+        wanted = np.array([vocab[a] * n_terms + vocab[b] for a, b in pairwise(terms) if a in vocab and b in vocab],
+                          dtype=np.int64)
+        at = np.searchsorted(self._keys, wanted)
+        found = at < len(self._keys)
+        found[found] = self._keys[at[found]] == wanted[found]
         if not found.any():
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._pairs.get_scores(at[found].tolist()), dtype=np.float32)[: self.size]
