@@ -195,7 +195,7 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
         ivf = faiss.extract_index_ivf(fx)
         ivf.nprobe = _nprobe(manifest)
         ivf.make_direct_map()  # row -> list position, for decoding a passage's vector
-    chunks = [_chunk_from_json(r) for r in _read_jsonl(path / "chunks.jsonl")]
+    chunks = _read_chunks(path / "chunks.jsonl")
     if len(chunks) != fx.ntotal or len(chunks) != manifest["counts"]["chunks"]:
         raise IndexStoreError(
             f"{path / 'chunks.jsonl'} holds {len(chunks)} passages but vectors.faiss holds {fx.ntotal}: {REBUILD_HINT}"
@@ -220,6 +220,15 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
         except (OSError, ValueError) as e:
             raise IndexStoreError(f"term vectors in {path} cannot be used ({e}): {REBUILD_HINT}") from None
     return Index(path, manifest, chunks, docs, fx, lexical, sentences, terms)
+
+
+def _read_chunks(path: Path) -> list[Chunk]:
+    """The chunk store, one row at a time (never all rows as dicts and as ``Chunk``s at once)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return [_chunk_from_json(json.loads(line)) for line in fh if line.strip()]
+    except (OSError, ValueError, KeyError) as e:
+        raise IndexStoreError(f"{path} is damaged ({e}): {REBUILD_HINT}") from None
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
