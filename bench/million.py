@@ -100,25 +100,28 @@ def vocabulary(texts: dict[str, list[str]]) -> tuple[dict[str, tuple[np.ndarray,
     return out, n / (time.perf_counter() - t)
 
 
-def synthetic_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
-    """float16 (n, dim), L2-normalised, clustered in a low-rank subspace (blockwise: bounded memory)."""
+def synthetic_vectors(n: int, dim: int, seed: int = 0, out: Path | None = None) -> np.ndarray:
+    """float16 (n, dim), L2-normalised, clustered in a low-rank subspace (blockwise: bounded memory;
+    in a file ``out`` when given, so a million of them stay out of the bench's RSS)."""
     rng = np.random.default_rng(seed)
     proj = rng.standard_normal((LATENT, dim)).astype(np.float32)
     centers = rng.standard_normal((CLUSTERS, LATENT)).astype(np.float32)
-    out = np.zeros((n, dim), np.float16)
+    res = np.zeros((n, dim), np.float16) if out is None else np.lib.format.open_memmap(
+        out, mode="w+", dtype=np.float16, shape=(n, dim))
     for at in range(0, n, 100_000):
         m = min(100_000, n - at)
         z = centers[rng.integers(0, CLUSTERS, m)] + 0.5 * rng.standard_normal((m, LATENT)).astype(np.float32)
         v = z @ proj + 0.5 * rng.standard_normal((m, dim)).astype(np.float32)
-        out[at : at + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    return out
+        res[at : at + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return res
 
 
-def sentence_vectors(vecs: np.ndarray, per: int, seed: int = 1) -> SentenceVectors:
-    """``per`` int8 sentence vectors per passage near its own vector."""
+def sentence_vectors(vecs: np.ndarray, per: int, seed: int = 1, out: Path | None = None) -> SentenceVectors:
+    """``per`` int8 sentence vectors per passage near its own vector (in a file ``out`` when given)."""
     rng = np.random.default_rng(seed)
     n, dim = vecs.shape
-    codes = np.zeros((n * per, dim), np.int8)
+    codes = np.zeros((n * per, dim), np.int8) if out is None else np.lib.format.open_memmap(
+        out, mode="w+", dtype=np.int8, shape=(n * per, dim))
     scales = np.zeros(n * per, np.float32)
     for at in range(0, n, 50_000):
         s = np.repeat(vecs[at : at + 50_000].astype(np.float32), per, axis=0)
@@ -148,32 +151,35 @@ def build(n: int, tmp: Path, settings: Settings) -> dict[str, Any]:
     stages["vocabulary_s"] = time.perf_counter() - t
     rng = np.random.default_rng(2)
     t = time.perf_counter()
-    token_lists: list[list[str]] = []
+    all_terms = sorted({t for lang in vocab for t in vocab[lang][0].tolist()})
+    term_id = {w: i for i, w in enumerate(all_terms)}
+    lang_ids = {lang: np.array([term_id[w] for w in vocab[lang][0].tolist()], np.int32) for lang in vocab}
+    words = np.array(all_terms, dtype=object)
+    ids = np.zeros(n * TERMS_PER_PASSAGE, np.int32)  # the passages' terms as ids (no lists of strings)
     chunks: list[Chunk] = []
     metas: list[dict[str, str]] = []
     for at in range(0, n, 10_000):
         m = min(10_000, n - at)
         for lang, half in (("ko", (m + 1) // 2), ("en", m // 2)):
-            terms, p = vocab[lang]
-            picks = terms[rng.choice(len(terms), (half, TERMS_PER_PASSAGE), p=p)].tolist()
-            for toks in picks:
+            _, p = vocab[lang]
+            picks = lang_ids[lang][rng.choice(len(p), (half, TERMS_PER_PASSAGE), p=p)]
+            for row in picks:
                 i = len(chunks)
-                text = " ".join(toks)
-                token_lists.append(toks)
+                ids[i * TERMS_PER_PASSAGE : (i + 1) * TERMS_PER_PASSAGE] = row
+                text = " ".join(words[row])
                 chunks.append(Chunk(f"syn{i // 10}#{i % 10:04d}", f"syn{i // 10}", text, 0, len(text), lang))
                 if i % 10 == 0:
                     metas.append({"doc_id": f"syn{i // 10}", "title": f"synthetic {i // 10}", "sha256": "",
                                   "source": ""})
-    vecs = synthetic_vectors(n, Model.dim)
-    sentences = sentence_vectors(vecs, SENTENCES_PER_PASSAGE)
-    all_terms = sorted({t for lang in vocab for t in vocab[lang][0].tolist()})
+    vecs = synthetic_vectors(n, Model.dim, out=tmp / "vectors.f16")
+    sentences = sentence_vectors(vecs, SENTENCES_PER_PASSAGE, out=tmp / "sentences.i8")
     tv = synthetic_vectors(len(all_terms), Model.dim, seed=3).astype(np.float32)
     terms = TermVectors.of(all_terms, tv)
     stages["generate_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    lexical = Lexical.from_tokens(token_lists)
+    lexical = Lexical.from_term_ids(ids, np.full(n, TERMS_PER_PASSAGE, np.int64), all_terms)
     stages["bm25_s"] = time.perf_counter() - t
-    del token_lists
+    del ids
     t = time.perf_counter()
     factory = write_index(tmp / "idx", settings, Model(), chunks, metas, vecs, sentences, terms, lexical)
     stages["faiss_and_write_s"] = time.perf_counter() - t
@@ -181,7 +187,7 @@ def build(n: int, tmp: Path, settings: Settings) -> dict[str, Any]:
     groups: dict[str, int] = {}
     for name, size in files.items():
         key = name.split("/")[0] if name.startswith("bm25") else name
-        key = "bm25/pairs-hashed" if name.startswith("bm25/pairs-hashed") else key
+        key = "bm25/pairs-keyed" if name.startswith("bm25/pairs-keyed") else key
         groups[key] = groups.get(key, 0) + size
     total = sum(files.values())
     kiwi_s = n / kiwi_rate

@@ -46,14 +46,19 @@ def _bm25_from_ids(ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int], 
     import bm25s
 
     n_docs = len(lengths)
-    docs = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
-    key = np.sort(ids.astype(np.int64) * max(n_docs, 1) + docs)
+    key = ids.astype(np.int64)  # (term, passage) as one sortable number, built in place (bounded memory)
+    key *= max(n_docs, 1)
+    key += np.repeat(np.arange(n_docs, dtype=np.int32), lengths)
+    key.sort()
     first = np.ones(len(key), dtype=bool)
-    first[1:] = key[1:] != key[:-1]
+    np.not_equal(key[1:], key[:-1], out=first[1:])
     starts = np.flatnonzero(first)
+    del first
     tf = np.diff(np.append(starts, len(key))).astype(np.float32)
     uniq = key[starts]
-    term, doc = uniq // max(n_docs, 1), uniq % max(n_docs, 1)
+    del key, starts
+    term, doc = np.divmod(uniq, max(n_docs, 1))
+    del uniq
     df = np.bincount(term, minlength=n_terms)
     idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
     norm = (K1 * ((1 - B) + B * lengths / max(float(lengths.mean()) if n_docs else 1.0, 1e-9))).astype(np.float32)
@@ -129,8 +134,14 @@ class Lexical:
     def from_tokens(cls, corpus_tokens: list[list[str]]) -> Lexical:
         """The index of passages already cut into terms (:func:`rag.text.tokens_batch`)."""
         ids, lengths, vocab = _term_ids(corpus_tokens)
-        pairs, keys = _keyed_pairs(ids, lengths, len(vocab))
-        return cls(_bm25_from_ids(ids, lengths, vocab, len(vocab)), len(corpus_tokens), pairs, keys)
+        return cls.from_term_ids(ids, lengths, list(vocab))
+
+    @classmethod
+    def from_term_ids(cls, ids: np.ndarray, lengths: np.ndarray, terms: Sequence[str]) -> Lexical:
+        """The index of passages given as ids into ``terms``, concatenated (``lengths[i]`` for passage i)."""
+        vocab = {t: i for i, t in enumerate(terms)}
+        pairs, keys = _keyed_pairs(np.asarray(ids, np.int64), np.asarray(lengths, np.int64), len(vocab))
+        return cls(_bm25_from_ids(ids, np.asarray(lengths, np.int64), vocab, len(vocab)), len(lengths), pairs, keys)
 
     def save(self, folder: Path) -> None:
         self._bm25.save(str(folder), show_progress=False)
