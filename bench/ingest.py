@@ -112,7 +112,7 @@ def _median(xs: list[float]) -> float:
     return ys[mid] if len(ys) % 2 else (ys[mid - 1] + ys[mid]) / 2
 
 
-def bench(corpus: Path, work: Path, rounds: int = 3, pooled: bool = True) -> dict[str, object]:
+def bench(corpus: Path, work: Path, rounds: int = 3, pooled: bool = True, log: Path | None = None) -> dict[str, object]:
     """Interleaved rounds (rag, rag pooled, bare, LangChain, then again): a noisy shared CPU slows
     all of them alike within a round, so ratios are taken per round and as ratios of medians."""
     from rag.config import Settings
@@ -146,6 +146,9 @@ def bench(corpus: Path, work: Path, rounds: int = 3, pooled: bool = True) -> dic
                     run["bytes_per_passage"] = round(_folder_bytes(base / "lc") / max(1, n))
             runs.setdefault(kind, []).append(run)
             shutil.rmtree(base, ignore_errors=True)
+            if log is not None:  # each run as it ends: a long bench that is stopped still reports
+                with log.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"round": r, "kind": kind, **run}) + "\n")
     med = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
     out["median"] = {k: {"seconds": round(s, 2), "passages_per_s": round(n / s, 2),
                          "peak_rss_gb": max(r["peak_rss_gb"] for r in runs[k]),
@@ -169,6 +172,7 @@ def main() -> None:
     ap.add_argument("--mix", type=int, default=0, help="build a Korean/English mix of N records instead")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     ap.add_argument("--no-pooled", action="store_true", help="skip the RAG_SENTENCE_POOLING=1 run")
+    ap.add_argument("--log", type=Path, default=None, help="append each run's result to this JSONL as it ends")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rag-ingest-"))
     try:
@@ -182,7 +186,7 @@ def main() -> None:
                 corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
             raise SystemExit("bench/ingest.py: give --corpus FILE.jsonl or --mix N")
-        print(json.dumps(bench(corpus, work, args.rounds, not args.no_pooled), indent=1))
+        print(json.dumps(bench(corpus, work, args.rounds, not args.no_pooled, args.log), indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
