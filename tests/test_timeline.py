@@ -50,7 +50,33 @@ def test_explicit_filter_wins_and_plain_questions_keep_their_filters() -> None:
 def test_a_range_no_article_falls_in_is_not_applied() -> None:
     f, ts = scope("1989년 6월 30일 평양축전에 파견된 인물은?", None, NOW, published=["2025-08-01", ""])
     assert ts is not None and not ts.applied and (ts.date_from, ts.date_to) == ("1989-06-30", "1989-06-30")
-    assert f is not None and not f.active()
+    assert f is None  # the caller's filters, untouched: retrieval exactly as without the words
+
+
+def test_a_question_naming_dates_keeps_undated_articles_a_span_before_today_does_not() -> None:
+    from rag.answer.timeline import label
+
+    pub = ["2025-08-04", "2025-07-15", ""]
+    f, ts = scope("2025년 8월 리벨리온 투자 소식은?", None, NOW, published=pub)
+    assert f is not None and f.undated and (f.date_from, f.date_to) == ("2025-08-01", "2025-08-31")
+    assert ts is not None and ts.applied and ts.undated and ts.to_json()["undated"] is True
+    assert label(ts, "ko") == "2025-08-01 ~ 2025-08-31 기사와 날짜 없는 기사에서 찾았습니다"
+    f, ts = scope("지난주 리벨리온 투자 소식은?", None, NOW, published=pub)
+    assert f is not None and not f.undated and ts is not None and not ts.undated
+    f, ts = scope("2025년 8월 소식은?", None, NOW, published=pub[:2])  # nothing undated to keep
+    assert f is not None and not f.undated
+    f, ts = scope("2025년 8월 소식은?", Filters(date_from="2025-08-01"), NOW, published=pub)
+    assert f is not None and not f.undated  # an explicit filter leaves undated articles out, as before
+
+
+def test_latest_over_an_index_without_dates_changes_nothing() -> None:
+    from rag.answer.timeline import label
+
+    f, ts = scope("Where was the latest case of H5N1 identified?", None, NOW, published=["", "", ""])
+    assert f is None and ts is not None and ts.recent and not ts.applied
+    assert label(ts, "en") == "The articles have no dates, so newer ones could not be ranked first"
+    f, ts = scope("Where was the latest case of H5N1 identified?", None, NOW, published=["2025-08-01", "2025-08-02"])
+    assert f is not None and f.recent and ts is not None and ts.applied
 
 
 def _cite(n: int, doc: str, quote: str, published: str, outlet: str) -> Citation:
@@ -121,6 +147,35 @@ def test_questions_without_time_words_retrieve_exactly_as_before(tl) -> None:  #
         assert (f, ts) == (None, None)
         before = [h.chunk.chunk_id for h in retriever.search(q, k=5)]
         assert [h.chunk.chunk_id for h in gather(retriever, q, settings=s).hits] == before
+
+
+def test_search_and_eval_resolve_time_words_as_answers_do(tl, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from rag.cli import main
+    from rag.search.evaluate import Query, evaluate_retrieval
+    from rag.search.timescope import search_scoped
+
+    retriever, s = tl
+    plain = ["K-AI 파운데이션 모델 공모 마감일은?", "How many GPUs does the Seoul data centre offer?"]
+    timed = ["2025년 8월 리벨리온 투자 유치 소식은?", "지난주 리벨리온 투자 유치 소식은?"]
+    found = search_scoped(retriever, plain + timed, k=5, now=NOW)
+    for q, (hits, ts) in zip(plain, found, strict=False):  # no time words: the same hits as a plain search
+        assert ts is None and [h.chunk.chunk_id for h in hits] == [h.chunk.chunk_id for h in retriever.search(q, k=5)]
+    named, relative = found[2][0], found[3][0]
+    assert "rebellions" in [h.chunk.doc_id for h in named]  # undated, kept by a range naming dates
+    assert all(h.published.startswith("2025-08") for h in named if h.published)
+    assert relative and all("2025-08-04" <= h.published <= "2025-08-10" for h in relative)  # undated left out
+
+    assert main(["search", "지난주 K-AI 참여 팀은?", "--index", s.index_dir, "--now", NOW, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    days = [retriever.index.docs[h["doc_id"]]["published"] for h in out["hits"]]
+    assert out["time"]["from"] == "2025-08-04" and days and all("2025-08-04" <= d <= "2025-08-10" for d in days)
+    assert main(["search", "지난주 K-AI 참여 팀은?", "--index", s.index_dir, "--json", "--no-question-time"]) == 0
+    assert json.loads(capsys.readouterr().out)["time"] is None
+
+    qs = [Query("a", "지난주 K-AI 참여 팀은 몇 개로 줄었나?", "ko", gold_ids=("kai-four",))]
+    on = evaluate_retrieval(retriever, qs, now=NOW)
+    assert on["time_words"] == {"questions": 1, "applied": 1} and on["all"]["recall@1"] == 1.0
+    assert evaluate_retrieval(retriever, qs, now=NOW, question_time=False)["time_words"]["questions"] == 0
 
 
 def _bench():  # type: ignore[no-untyped-def]
