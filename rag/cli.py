@@ -85,6 +85,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         _log(f"rag: skipped {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
     for doc_id in report.kept:
         _log(f"rag: kept the previously indexed version of {doc_id} (its file cannot be read now)")
+    for d in report.duplicates:
+        _log(f"rag: not indexed {d['doc_id']}: {d['kind']} of {d['kept']} / 중복 기사")
     if report.up_to_date:
         _log(f"rag: index {report.index_dir} is up to date ({report.documents} documents, {report.chunks} passages); "
              "nothing to embed / 색인이 최신입니다")

@@ -12,14 +12,25 @@ home-made hash: its permutations and banding are tested and tunable.
 the same outlet, or at the same URL, published later: it replaces the older
 version) or ``"syndicated"`` (near-duplicate from another outlet: one copy is
 kept, the earliest publisher, and the others are listed with it).
+
+:func:`collapse` applies the same rules to a whole corpus as ``rag index``
+loads it (folders and JSONL files): among near-duplicate documents, the
+versions of one publisher (same URL or same outlet) are a correction history,
+of which the latest is kept; across publishers the earliest publisher's
+(latest) version is kept and the others are listed in its ``also`` field.
+Documents that name neither an outlet nor a URL (reference text such as
+Wikipedia paragraphs) are never merged: without a publisher there is no
+syndication to recognise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from rag.records import Document
 from rag.text import tokens
 
 THRESHOLD = 0.4  # estimated Jaccard of 3-gram shingles: P 1.0 / R 1.0 at 0.3-0.4, R .93 at 0.5 (bench/dedup_eval.py)
@@ -119,3 +130,105 @@ def pairs(articles: Iterable[Article], threshold: float = THRESHOLD) -> set[froz
             out.add(frozenset((a.key, other.key)))
         idx.add(a)
     return out
+
+
+@dataclass(frozen=True)
+class Collapsed:
+    """A corpus with one document per story, and what was left out."""
+
+    documents: tuple[Document, ...]
+    dropped: tuple[dict[str, str], ...] = ()  # {"doc_id", "kind": "correction"|"syndicated", "kept"}
+
+
+def also_text(copies: Sequence[dict[str, str]]) -> str:
+    """The other publishers of a story, as a document's ``also`` field: "outlet (date, URL); …"."""
+    parts = []
+    for c in copies:
+        bits = ", ".join(b for b in (c.get("published", ""), c.get("url", "")) if b)
+        parts.append(f"{c.get('outlet') or c.get('url', '')}" + (f" ({bits})" if bits else ""))
+    return "; ".join(parts)
+
+
+def _day(d: Document) -> str:
+    day = d.published[:10]
+    return day if len(day) == 10 and day[4] == "-" else ""
+
+
+def collapse(docs: Sequence[Document], threshold: float = THRESHOLD) -> Collapsed:
+    """One document per story (module docstring); order and every other document unchanged."""
+    order = {d.doc_id: i for i, d in enumerate(docs)}
+    news = [d for d in docs if d.outlet or d.url]
+    if len(news) < 2:
+        return Collapsed(tuple(docs))
+    parent = {d.doc_id: d.doc_id for d in news}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb, key=order.__getitem__)] = min(ra, rb, key=order.__getitem__)
+
+    index = NearDuplicates(threshold)
+    by_url: dict[str, str] = {}
+    for d in news:
+        art = Article(d.doc_id, d.text[d.body_start:], d.outlet, _day(d), d.url)
+        for other, _ in index.similar(art):
+            union(d.doc_id, other.key)
+        if d.url:
+            if d.url in by_url:
+                union(d.doc_id, by_url[d.url])
+            by_url.setdefault(d.url, d.doc_id)
+        index.add(art)
+    groups: dict[str, list[Document]] = {}
+    for d in news:
+        groups.setdefault(find(d.doc_id), []).append(d)
+    replaced: dict[str, Document] = {}
+    dropped: list[dict[str, str]] = []
+    for members in groups.values():
+        if len(members) > 1:
+            kept, gone = _one_story(members, order)
+            replaced[kept.doc_id] = kept
+            dropped += gone
+    gone_ids = {g["doc_id"] for g in dropped}
+    out = tuple(replaced.get(d.doc_id, d) for d in docs if d.doc_id not in gone_ids)
+    return Collapsed(out, tuple(dropped))
+
+
+def _one_story(members: list[Document], order: dict[str, int]) -> tuple[Document, list[dict[str, str]]]:
+    """The document kept for one story (with ``also`` and a new sha256) and the dropped ones."""
+    publishers: list[list[Document]] = []  # versions of one publisher: same outlet or same URL
+    for d in sorted(members, key=lambda d: order[d.doc_id]):
+        home = next((p for p in publishers if any(_same_publisher(d, v) for v in p)), None)
+        if home is None:
+            publishers.append([d])
+        else:
+            home.append(d)
+    dropped: list[dict[str, str]] = []
+    latest: list[tuple[str, Document]] = []  # (first day the publisher ran the story, its latest version)
+    for versions in publishers:
+        versions.sort(key=lambda d: (_day(d) or "0000", order[d.doc_id]))  # undated versions count as oldest
+        last = versions[-1]
+        first = min((_day(v) for v in versions if _day(v)), default="")
+        latest.append((first, last))
+        dropped += [{"doc_id": v.doc_id, "kind": "correction", "kept": last.doc_id} for v in versions[:-1]]
+    latest.sort(key=lambda x: (x[0] or "9999", order[x[1].doc_id]))  # the earliest publisher; undated last
+    kept = latest[0][1]
+    others = [d for _, d in latest[1:]]
+    dropped += [{"doc_id": d.doc_id, "kind": "syndicated", "kept": kept.doc_id} for d in others]
+    listed = [a for a in (kept.also, also_text([{"outlet": d.outlet, "published": _day(d), "url": d.url}
+                                                for d in others])) if a]
+    if "; ".join(listed) != kept.also:
+        also = "; ".join(listed)
+        sha = hashlib.sha256(f"{kept.sha256}\0also\0{also}".encode()).hexdigest()
+        kept = replace(kept, also=also, sha256=sha)
+    # the dropped versions' ids keep pointing at the kept story: moved, not lost
+    return kept, [{**g, "kept": kept.doc_id} for g in dropped]
+
+
+def _same_publisher(a: Document, b: Document) -> bool:
+    return bool((a.url and a.url == b.url) or (a.outlet and a.outlet.casefold() == b.outlet.casefold()))

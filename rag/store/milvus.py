@@ -208,7 +208,9 @@ class MilvusStore(Store):
         if manifest is not None:
             check_manifest(manifest, settings, where)
         loaded = load_corpus(corpus)
-        docs = list(loaded.documents)
+        from rag.ingest.dedup import collapse
+
+        docs = list(collapse(loaded.documents).documents)  # one copy per syndicated story (rag.ingest.dedup)
         old_docs = (
             {r["pk"][4:]: json.loads(r["value"]) for r in iterate(client, name + "_meta", 'pk like "doc:%"',
                                                                    ["pk", "value"])}
