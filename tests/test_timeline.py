@@ -104,6 +104,29 @@ def test_conflicting_reports_lead_with_the_newest_and_name_the_earlier() -> None
     assert not disagree("2025년 8월 4일 발표", "2025년 8월 8일 발표")  # dates are not quantities
 
 
+def test_conflicting_names_lead_with_the_newest_report() -> None:
+    from rag.answer.conflicts import names_disagree
+
+    q = "누리랩스 대표이사는 누구인가?"
+    old = "AI 스타트업 누리랩스는 김하늘 최고기술책임자를 새 대표이사로 선임했다."
+    new = "누리랩스는 박준서 전 네이버 상무를 신임 대표이사로 선임했다."
+    assert names_disagree(q, new, old)
+    assert not names_disagree("누리랩스는 어떤 회사인가?", new, old)  # not asking for a name
+    assert not names_disagree(q, new, "누리랩스는 박준서 대표 체제에서 투자를 유치했다.")  # the same person
+    assert not names_disagree(q, new, "한빛로보틱스는 이도윤을 새 대표이사로 선임했다.")  # another company
+    en_q = "Who won the Seoul AI Startup Award?"
+    assert names_disagree(en_q, "The Seoul AI Startup Award went to Farmind after a scoring error was corrected.",
+                          "The Seoul AI Startup Award went to MediLens, a medical imaging startup.")
+    assert not names_disagree(en_q, "The Seoul AI Startup Award went to Farmind.",
+                              "Farmind hired Jane Park from the Seoul AI Startup Award jury.")  # no shared role
+    older = _cite(1, "ceo-1", old, "2025-07-21", "바이라인네트워크")
+    newer = _cite(2, "ceo-2", new, "2025-08-07", "테크데일리")
+    a = order_conflicts(dataclasses.replace(_answer("ko", older, newer), question=q))
+    assert a.answer.startswith("가장 최근인 2025-08-07 테크데일리 보도에 따르면 누리랩스는 박준서")
+    assert "앞서 2025-07-21 바이라인네트워크 보도는 다르게 전했습니다: AI 스타트업 누리랩스는 김하늘" in a.answer
+    assert [c.doc_id for c in a.citations] == ["ceo-2", "ceo-1"]
+
+
 def test_dates_named_when_asked_about_time_or_spread_over_weeks_undated_marked() -> None:
     a = _answer("en", _cite(1, "x", "Chips rose.", "2025-07-22", "Korea Tech Times"),
                 _cite(2, "y", "Startups fine-tune models.", "", "Korea Tech Times"))
@@ -176,6 +199,44 @@ def test_search_and_eval_resolve_time_words_as_answers_do(tl, capsys: pytest.Cap
     on = evaluate_retrieval(retriever, qs, now=NOW)
     assert on["time_words"] == {"questions": 1, "applied": 1} and on["all"]["recall@1"] == 1.0
     assert evaluate_retrieval(retriever, qs, now=NOW, question_time=False)["time_words"]["questions"] == 0
+
+
+def test_llm_answers_carry_dates_and_mark_undated_articles(tl) -> None:  # type: ignore[no-untyped-def]
+    """The date rule for LLM answers, checked with the fake LLM: the prompt gives every passage's date or
+    says it is undated; the citations carry the dates; the answer names each cited date or "undated"."""
+    from fake_llm import FakeLLM
+
+    from rag.answer.compose import answer
+    from rag.answer.evidence import gather
+
+    retriever, s = tl
+    q = "What have Korean startups recently done with open-source language models and chip exports?"
+    f, _ = scope(q, None, NOW, published=[m.get("published", "") for m in retriever.index.docs.values()])
+    hits = gather(retriever, q, settings=s, filters=f).hits
+    n_undated = next(i for i, h in enumerate(hits, 1) if h.chunk.doc_id == "undated-en")
+    n_dated = next(i for i, h in enumerate(hits, 1) if h.published)
+    server = FakeLLM().start()
+    try:
+        server.reply = (f"Korean startups are turning to open-source language models to cut costs [{n_undated}]. "
+                        f"{hits[n_dated - 1].chunk.text.split('. ')[0]} [{n_dated}].")
+        llm = dataclasses.replace(s, llm_base_url=server.base_url, llm_model="tiny", llm_timeout=5.0, llm_retries=0)
+        a = answer(retriever, q, settings=llm)
+        prompt = server.last["messages"][1]["content"]
+        server.reply = f"On August 5, 2025, Korean startups turned to open-source language models [{n_undated}]."
+        made_up = answer(retriever, q, settings=llm)  # a date the undated article does not give
+    finally:
+        server.stop()
+    assert a.mode == "llm" and not a.abstained, a.to_json()
+    assert 'published="undated"' in prompt and f'published="{hits[n_dated - 1].published}"' in prompt
+    by_doc = {c.doc_id: c for c in a.citations}
+    assert by_doc["undated-en"].published == ""  # never given a date
+    dated = by_doc[hits[n_dated - 1].chunk.doc_id]
+    assert dated.published == hits[n_dated - 1].published
+    line = a.answer.splitlines()[-1]
+    assert line.startswith("Sources: ")
+    assert f"[{by_doc['undated-en'].n}] Korea Tech Times (undated article)" in line
+    assert f"({dated.published[:10]})" in line
+    assert made_up.mode == "extractive" and "2025-08-05" not in made_up.answer  # not accepted: quoted instead
 
 
 def _bench():  # type: ignore[no-untyped-def]

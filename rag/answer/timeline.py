@@ -7,7 +7,10 @@ says so in one line shown with the answer.
 :func:`name_dates` rewrites an extractive answer so that each quote says who
 reported it and when ("2025-08-05 바이라인네트워크 보도에 따르면 … [1]") when the
 question is about time or the cited articles span more than a week; an
-undated article is said to be undated, never given a date. Conflicting reports
+undated article is said to be undated, never given a date. An LLM answer keeps
+its wording and gains one line with each citation's outlet and date ("출처:
+[1] 2025-08-08 테크데일리; [2] 날짜 없는 테크데일리 기사"), unless it already names
+every cited date. Conflicting reports
 across dated articles are handled by :mod:`rag.answer.conflicts`.
 """
 
@@ -77,10 +80,12 @@ def source_phrase(c: Citation, lang: str) -> str:
 def name_dates(a: Answer, about_time: bool) -> Answer:
     """Each quoted sentence of an extractive answer led by its source's outlet and date, when the
     question is about time or the citations span more than ``SPAN_DAYS`` days."""
-    if a.abstained or a.mode != "extractive" or not a.citations or "conflict" in a.extra:
+    if a.abstained or not a.citations or "conflict" in a.extra:
         return a
     if not about_time and _spread_days(a.citations) <= SPAN_DAYS:
         return a
+    if a.mode != "extractive":
+        return _sources_line(a)
     by_n = {c.n: c for c in a.citations}
     sentences, texts = [], []
     for s in a.sentences:
@@ -92,6 +97,24 @@ def name_dates(a: Answer, about_time: bool) -> Answer:
     first, rest = (texts[0], texts[1:]) if texts and not sentences[0].citations else ("", texts)
     body = " ".join(rest)
     return replace(a, answer=f"{first}\n{body}" if first else body, sentences=tuple(sentences))
+
+
+def _sources_line(a: Answer) -> Answer:
+    """An LLM answer (its own wording) followed by one line giving each citation's outlet and date, or
+    saying it is undated, unless the text already names every cited date and nothing cited is undated."""
+    days = [c.published[:10] if _ISO_DAY.fullmatch(c.published[:10]) else "" for c in a.citations]
+    if all(d and d in a.answer for d in days):
+        return a
+    ko = a.lang == "ko"
+    parts = []
+    for c, day in zip(a.citations, days, strict=True):
+        who = c.outlet or c.title or c.doc_id
+        if ko:
+            parts.append(f"[{c.n}] {day} {who}" if day else f"[{c.n}] 날짜 없는 {who} 기사")
+        else:
+            parts.append(f"[{c.n}] {who} ({day})" if day else f"[{c.n}] {who} (undated article)")
+    line = ("출처: " if ko else "Sources: ") + ("; ".join(parts))
+    return replace(a, answer=f"{a.answer}\n{line}", sentences=(*a.sentences, Sentence(line, (), True)))
 
 
 def finish(a: Answer, ts: TimeScope | None, docs: dict[str, dict[str, str]] | None = None,
