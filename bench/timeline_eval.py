@@ -3,7 +3,7 @@
 Indexes ``tests/data/timeline/articles.jsonl`` (24 dated and undated Korean and
 English articles: five K-AI teams, later four; a budget raised; export figures
 revised; a new chief executive; a prize winner corrected) and asks
-``tests/data/timeline/questions.jsonl`` (62 questions, 33 about time) with
+``tests/data/timeline/questions.jsonl`` (62 questions, 34 about time) with
 ``RAG_NOW=2025-08-13``. A question counts as correct when the first citation is
 one of ``expect_docs`` and the answer text contains one of ``answer_any``, and,
 for questions marked ``"conflict"`` (the articles disagree), when the answer

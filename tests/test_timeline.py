@@ -276,6 +276,10 @@ def test_api_and_cli_carry_the_range(tl, capsys: pytest.CaptureFixture[str]) -> 
     assert removed["time"] is None
     explicit = client.post("/api/ask", json={"question": q, "from": "2025-08-01", "to": "2025-08-05"}).json()
     assert (explicit["time"]["from"], explicit["time"]["source"]) == ("2025-08-01", "filter")
+    found = client.post("/api/search", json={"question": q, "k": 3}).json()
+    assert found["time"]["from"] == "2025-08-11" and found["hits"]
+    assert all(retriever.index.docs[h["doc_id"]]["published"] >= "2025-08-11" for h in found["hits"])
+    assert client.post("/api/search", json={"question": q, "question_time": False}).json()["time"] is None
 
     assert main(["ask", "지난달 K-AI 관련 소식은?", "--index", s.index_dir, "--now", "2025-08-13", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
