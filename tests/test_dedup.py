@@ -119,3 +119,14 @@ def test_rag_index_embeds_one_copy_and_answers_cite_the_earliest_publisher(  # t
 
 def power_text(retriever) -> str:  # type: ignore[no-untyped-def]
     return " ".join(c.text for c in retriever.index.chunks if "전력" in c.text)
+
+
+def test_cached_signatures_find_the_same_duplicates(tmp_path: Path) -> None:
+    rows = [r for r in _rows() if r["group"] in ("gpu", "power", "kai4")]
+    docs = [_doc(r["id"], r["text"], r["outlet"], r["published"]) for r in rows]
+    cache = tmp_path / "minhash.sqlite"
+    cold = collapse(docs, cache=cache)
+    warm = collapse(docs, cache=cache)  # every signature read back from the cache
+    assert cold == warm and len(cold.dropped) == 3
+    cache.write_bytes(b"not a database")
+    assert collapse(docs, cache=cache) == cold  # a damaged cache only costs time

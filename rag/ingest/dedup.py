@@ -25,13 +25,19 @@ syndication to recognise.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rag.records import Document
-from rag.text import tokens
+from rag.text import tokens, tokens_batch
 
 THRESHOLD = 0.4  # estimated Jaccard of 3-gram shingles: P 1.0 / R 1.0 at 0.3-0.4, R .93 at 0.5 (bench/dedup_eval.py)
 NUM_PERM = 128
@@ -49,21 +55,85 @@ class Article:
     url: str = ""
 
 
-def shingles(text: str, n: int = SHINGLE) -> set[str]:
+def shingles(text: str, n: int = SHINGLE, toks: list[str] | None = None) -> set[str]:
     """Overlapping ``n``-grams of the text's morphemes/words (the whole token list when shorter)."""
-    toks = tokens(text)
+    toks = tokens(text) if toks is None else toks
     if len(toks) < n:
         return {" ".join(toks)} if toks else set()
     return {" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)}
 
 
-def minhash(text: str) -> Any:  # datasketch.MinHash
+def minhash(text: str, toks: list[str] | None = None) -> Any:  # datasketch.MinHash
     from datasketch import MinHash
 
     m = MinHash(num_perm=NUM_PERM, seed=1)
-    for s in shingles(text):
-        m.update(s.encode("utf-8"))
+    m.update_batch([s.encode("utf-8") for s in shingles(text, toks=toks)])
     return m
+
+
+@functools.lru_cache(maxsize=1)
+def _scheme() -> str:
+    """How this datasketch hashes (its version and scheme): signatures of another one are not reused."""
+    from importlib.metadata import version
+
+    from datasketch import MinHash
+
+    return f"{version('datasketch')}/{getattr(MinHash(num_perm=NUM_PERM, seed=1), 'scheme', '')}"
+
+
+def _signature_key(text: str) -> str:
+    return hashlib.sha256(f"sig2/{_scheme()}/{NUM_PERM}/{SHINGLE}/1\0{text}".encode()).hexdigest()
+
+
+def signatures(texts: Sequence[str], cache: Path | None = None) -> list[Any]:
+    """One MinHash per text; Kiwi runs once over all the texts not in ``cache`` (an SQLite file of
+    signatures by text hash, so an unchanged corpus is not analysed again at every ``rag index``)."""
+
+    keys = [_signature_key(t) for t in texts]
+    db = _open_cache(cache)
+    known: dict[str, Any] = _read(db, keys) if db is not None else {}
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    for i, toks in zip(todo, tokens_batch(texts[i] for i in todo), strict=True):
+        known[keys[i]] = minhash(texts[i], toks)
+    if db is not None and todo:
+        with contextlib.suppress(sqlite3.Error):  # a cache that cannot be written only costs time
+            db.executemany("INSERT OR REPLACE INTO sig VALUES (?, ?)",
+                           [(keys[i], known[keys[i]].hashvalues.tobytes()) for i in todo])
+            db.commit()
+    if db is not None:
+        db.close()
+    return [known[k] for k in keys]
+
+
+def _read(db: sqlite3.Connection, keys: list[str]) -> dict[str, Any]:
+    """The cached signatures of ``keys``; a cache that cannot be read only costs time."""
+    from datasketch import MinHash
+
+    template = MinHash(num_perm=NUM_PERM, seed=1)
+    known: dict[str, Any] = {}
+    with contextlib.suppress(sqlite3.Error):
+        for at in range(0, len(keys), 500):
+            part = keys[at : at + 500]
+            for key, blob in db.execute(f"SELECT key, hv FROM sig WHERE key IN ({','.join('?' * len(part))})", part):
+                # the LSH buckets hash the raw bytes: read them back in the dtype they were written in
+                hv = np.frombuffer(blob, dtype=template.hashvalues.dtype) if isinstance(blob, bytes) else None
+                if hv is not None and len(hv) == NUM_PERM:  # anything else is recomputed
+                    m = template.copy()
+                    m.hashvalues = hv.copy()
+                    known[key] = m
+    return known
+
+
+def _open_cache(path: Path | None) -> sqlite3.Connection | None:
+    if path is None:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, timeout=10)
+        db.execute("CREATE TABLE IF NOT EXISTS sig (key TEXT PRIMARY KEY, hv BLOB)")
+        return db
+    except (OSError, sqlite3.Error):
+        return None  # unwritable cache folder, or a damaged file: work without it
 
 
 class NearDuplicates:
@@ -76,10 +146,11 @@ class NearDuplicates:
         self._lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
         self._known: dict[str, tuple[Article, object]] = {}
 
-    def add(self, article: Article) -> None:
+    def add(self, article: Article, m: Any = None) -> None:
+        """Remember ``article`` (``m``: its MinHash when already computed)."""
         if article.key in self._known:
             self.remove(article.key)
-        m = minhash(article.text)
+        m = minhash(article.text) if m is None else m
         self._lsh.insert(article.key, m)
         self._known[article.key] = (article, m)
 
@@ -88,9 +159,9 @@ class NearDuplicates:
             self._lsh.remove(key)
             del self._known[key]
 
-    def similar(self, article: Article) -> list[tuple[Article, float]]:
+    def similar(self, article: Article, m: Any = None) -> list[tuple[Article, float]]:
         """Known articles whose estimated Jaccard similarity reaches the threshold, best first."""
-        m = minhash(article.text)
+        m = minhash(article.text) if m is None else m
         found = []
         for key in self._lsh.query(m):
             other, om = self._known[key]
@@ -125,10 +196,11 @@ def pairs(articles: Iterable[Article], threshold: float = THRESHOLD) -> set[froz
     """Every pair of near-duplicate articles (by key), for measuring precision and recall."""
     idx = NearDuplicates(threshold)
     out: set[frozenset[str]] = set()
-    for a in articles:
-        for other, _ in idx.similar(a):
+    items = list(articles)
+    for a, m in zip(items, signatures([a.text for a in items]), strict=True):
+        for other, _ in idx.similar(a, m):
             out.add(frozenset((a.key, other.key)))
-        idx.add(a)
+        idx.add(a, m)
     return out
 
 
@@ -154,8 +226,9 @@ def _day(d: Document) -> str:
     return day if len(day) == 10 and day[4] == "-" else ""
 
 
-def collapse(docs: Sequence[Document], threshold: float = THRESHOLD) -> Collapsed:
-    """One document per story (module docstring); order and every other document unchanged."""
+def collapse(docs: Sequence[Document], threshold: float = THRESHOLD, cache: Path | None = None) -> Collapsed:
+    """One document per story (module docstring); order and every other document unchanged.
+    ``cache``: the signature cache of :func:`signatures`."""
     order = {d.doc_id: i for i, d in enumerate(docs)}
     news = [d for d in docs if d.outlet or d.url]
     if len(news) < 2:
@@ -175,15 +248,16 @@ def collapse(docs: Sequence[Document], threshold: float = THRESHOLD) -> Collapse
 
     index = NearDuplicates(threshold)
     by_url: dict[str, str] = {}
-    for d in news:
+    sigs = signatures([d.text[d.body_start:] for d in news], cache)
+    for d, m in zip(news, sigs, strict=True):
         art = Article(d.doc_id, d.text[d.body_start:], d.outlet, _day(d), d.url)
-        for other, _ in index.similar(art):
+        for other, _ in index.similar(art, m):
             union(d.doc_id, other.key)
         if d.url:
             if d.url in by_url:
                 union(d.doc_id, by_url[d.url])
             by_url.setdefault(d.url, d.doc_id)
-        index.add(art)
+        index.add(art, m)
     groups: dict[str, list[Document]] = {}
     for d in news:
         groups.setdefault(find(d.doc_id), []).append(d)

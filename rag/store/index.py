@@ -127,7 +127,8 @@ def build_folder(
     loaded = load_corpus(corpus, settings.max_file_bytes, settings.max_line_bytes)
     old = None if rebuild else _try_load_previous(path, settings)
     params = _params(settings)
-    collapsed = collapse(loaded.documents)  # one copy per syndicated story; corrections replace (rag.ingest.dedup)
+    # one copy per syndicated story; corrections replace older versions (rag.ingest.dedup)
+    collapsed = collapse(loaded.documents, cache=Path(settings.cache_dir) / "minhash.sqlite")
     docs = list(collapsed.documents)
     seen = {d.doc_id for d in docs}
     kept: list[str] = []

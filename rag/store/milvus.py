@@ -210,7 +210,8 @@ class MilvusStore(Store):
         loaded = load_corpus(corpus)
         from rag.ingest.dedup import collapse
 
-        docs = list(collapse(loaded.documents).documents)  # one copy per syndicated story (rag.ingest.dedup)
+        # one copy per syndicated story (rag.ingest.dedup)
+        docs = list(collapse(loaded.documents, cache=Path(settings.cache_dir) / "minhash.sqlite").documents)
         old_docs = (
             {r["pk"][4:]: json.loads(r["value"]) for r in iterate(client, name + "_meta", 'pk like "doc:%"',
                                                                    ["pk", "value"])}
