@@ -9,7 +9,7 @@ Prints precision/recall/F1 of the pairs found, at several MinHash LSH thresholds
 (``rag_index``) the same for what ``rag index`` keeps (``rag.ingest.dedup.collapse``:
 one document per story, corrections replacing older versions).
 
-    python bench/dedup_eval.py > dedup.json
+    python bench/dedup_eval.py [--cost ../shared/eval/korquad/corpus.jsonl -n 961] > dedup.json
 """
 
 from __future__ import annotations
@@ -63,13 +63,51 @@ def measure_index(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "dropped": list(got.dropped), "also": also}
 
 
+def measure_cost(corpus: Path, n: int) -> dict[str, Any]:
+    """What de-duplication adds to ``rag index``: ``n`` records of ``corpus`` given an outlet each (so that
+    all are compared), loaded as ``rag index`` loads them; seconds of loading (the baseline), of
+    :func:`collapse` with an empty signature cache, and with a warm one (an unchanged corpus)."""
+    import tempfile
+    import time
+
+    from rag.ingest.corpus import load_corpus
+    from rag.ingest.dedup import collapse
+
+    tmp = Path(tempfile.mkdtemp(prefix="dedup-cost-"))
+    rows = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines()[:n] if line.strip()]
+    src = tmp / "corpus.jsonl"
+    src.write_text("".join(json.dumps({**r, "outlet": f"outlet{i % 7}"}, ensure_ascii=False) + "\n"
+                           for i, r in enumerate(rows)), encoding="utf-8")
+    t = time.perf_counter()
+    docs = load_corpus([src]).documents
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    collapse(docs, cache=tmp / "minhash.sqlite")
+    cold = time.perf_counter() - t
+    t = time.perf_counter()
+    got = collapse(docs, cache=tmp / "minhash.sqlite")
+    warm = time.perf_counter() - t
+    return {"corpus": str(corpus), "documents": len(docs), "load_s": round(load_s, 3),
+            "collapse_cold_s": round(cold, 3), "collapse_warm_s": round(warm, 3),
+            "cold_to_load": round(cold / load_s, 2), "warm_to_load": round(warm / load_s, 3),
+            "dropped": len(got.dropped)}
+
+
 def main() -> int:
+    import argparse
+
     from rag.ingest.dedup import THRESHOLD
 
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cost", metavar="CORPUS.jsonl", help="also time de-duplication on this corpus")
+    p.add_argument("-n", type=int, default=1000, help="records of --cost CORPUS (default 1000)")
+    args = p.parse_args()
     rows = load()
     out = {"articles": len(rows), "default_threshold": THRESHOLD,
            "by_threshold": [measure(rows, t) for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)],
            "rag_index": measure_index(rows)}
+    if args.cost:
+        out["cost"] = measure_cost(Path(args.cost), args.n)
     json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
     print()
     return 0
