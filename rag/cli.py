@@ -128,8 +128,10 @@ def _filters(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from rag.answer.timeline import label
     from rag.search.retrieve import Retriever
     from rag.search.timescope import search_scoped
+    from rag.text import detect_lang
 
     if not args.batch and not args.question:
         raise RagError("give a QUESTION or --batch QUERIES.jsonl")
@@ -145,7 +147,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                          "hits": [h.to_json() for h in hits]})
             continue
         if ts is not None:
-            _log(f"rag: dates searched: {ts.to_json()}")
+            print(f"({label(ts, detect_lang(q['question']) or 'en')})")
         if not hits:
             print("no matching passages / 일치하는 문단이 없습니다")
         for h in hits:
