@@ -41,6 +41,8 @@ def sets(shared: Path) -> dict[str, tuple[list[Path], list[Path]]]:
         corpus = [shared / "belebele" / f.stem.rsplit("_", 1)[-1] / "corpus.jsonl"] if "belebele" in f.stem \
             else seed_corpus
         out[f"eval/{f.name}"] = ([f], corpus)
+    timeline = ROOT / "tests" / "data" / "timeline"  # dated: the one set where time words change the search
+    out["timeline"] = ([timeline / "questions.jsonl"], [timeline / "articles.jsonl"])
     return {k: v for k, v in out.items() if all(p.exists() for p in v[0] + v[1])}
 
 
@@ -94,7 +96,9 @@ def compare(index: str, qs: list[tuple[str, str]], now: str) -> dict[str, Any]:
     off = retriever.search_batch(text, k=10)
     differ = [qid for (qid, _), (a, _), b in zip(qs, on, off, strict=True)
               if [h.chunk.chunk_id for h in a] != [h.chunk.chunk_id for h in b]]
-    return {"now": now, "questions": len(qs), "identical": len(qs) - len(differ), "differ": differ}
+    plain = [qid for (qid, _), (_, ts) in zip(qs, on, strict=True) if ts is None]
+    return {"now": now, "questions": len(qs), "identical": len(qs) - len(differ), "differ": differ,
+            "without_time_words": len(plain), "without_time_words_identical": len(set(plain) - set(differ))}
 
 
 def main(argv: list[str] | None = None) -> int:
