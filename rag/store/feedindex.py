@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from rag.config import Settings
 from rag.errors import RagError
 from rag.ingest.dates import iso_date
-from rag.ingest.dedup import Article, NearDuplicates, also_text, classify
+from rag.ingest.dedup import Article, NearDuplicates, also_text, classify, signatures
 from rag.ingest.feeds import FeedItem, Fetcher, FetchError, decode_page, parse_feed
 from rag.ingest.htmlpage import html_main_text
 
@@ -147,8 +147,11 @@ class Ingestor:
         report = IngestReport(feeds=len(feeds))
         records = self._records()
         dups = NearDuplicates()
-        for p, r in records.items():
-            dups.add(_article(str(p), r))
+        known = list(records.items())
+        # stored articles' signatures come from the cache: a round does not analyse them again
+        sigs = signatures([r.get("text", "") for _, r in known], Path(self.settings.cache_dir) / "minhash.sqlite")
+        for (p, r), m in zip(known, sigs, strict=True):
+            dups.add(_article(str(p), r), m)
         for feed in feeds:
             self._feed(feed, report, records, dups)
         self._save_state()
