@@ -119,6 +119,11 @@ def test_conflicting_names_lead_with_the_newest_report() -> None:
                           "The Seoul AI Startup Award went to MediLens, a medical imaging startup.")
     assert not names_disagree(en_q, "The Seoul AI Startup Award went to Farmind.",
                               "Farmind hired Jane Park from the Seoul AI Startup Award jury.")  # no shared role
+    hq = "공공 AI 해커톤 대상은 어느 팀이 받았나?"  # team names Kiwi does not tag, written "X팀"
+    assert names_disagree(hq, "공공 AI 해커톤 주최 측은 오류를 바로잡아 대상 수상팀을 미리내팀으로 정정했다.",
+                          "공공 AI 해커톤에서 오로라팀이 대상을 받았다.")
+    assert not names_disagree(hq, "공공 AI 해커톤에서 오로라팀이 대상을 받았다고 주최 측이 다시 밝혔다.",
+                              "공공 AI 해커톤에서 오로라팀이 대상을 받았다.")
     older = _cite(1, "ceo-1", old, "2025-07-21", "바이라인네트워크")
     newer = _cite(2, "ceo-2", new, "2025-08-07", "테크데일리")
     a = order_conflicts(dataclasses.replace(_answer("ko", older, newer), question=q))

@@ -70,6 +70,11 @@ _ROLE = re.compile(
 )
 
 
+# "미리내팀", "오로라 팀": a team's name that Kiwi does not tag as a proper noun ("참가팀", "우승팀" are not names)
+_TEAM = re.compile(r"(?<![\w가-힣])(?!(?:참가|우승|수상|본선|결선|선정|상위|하위|각|전체|나머지|다른|한|두|세|네)\s*팀)"
+                   r"([가-힣A-Za-z][가-힣A-Za-z0-9]{1,15})\s?팀(?=[이가은는을를의과와도]|으로|로|\b|\s|$)")
+
+
 def _fold(text: str) -> str:
     return re.sub(r"\s+", "", text).casefold()
 
@@ -91,7 +96,8 @@ def names_disagree(question: str, a: str, b: str) -> bool:
         return False  # not both about what the question names
 
     def own(text: str, other: str) -> set[str]:
-        return {n for n in map(_fold, names(text))
+        found = [*names(text), *_TEAM.findall(text)]
+        return {n for n in map(_fold, found)
                 if n not in _fold(other) and not any(q in n or n in q for q in asked)}
 
     return bool(own(a, b) and own(b, a))
