@@ -98,7 +98,10 @@ def test_rag_index_embeds_one_copy_and_answers_cite_the_earliest_publisher(  # t
     first = build_index(settings, [corpus], index, progress=False, embedder=embedder)
     assert first.documents == 2 and not first.duplicates
     put("b.jsonl", "gpu-0", "gpu-2", "power-1")  # the earlier publishers' copies and a correction arrive
+    with (corpus / "a.jsonl").open("a", encoding="utf-8") as f:
+        f.write("{not json\n")  # a broken line: the copies in a.jsonl must still not be kept from the old index
     second = build_index(settings, [corpus], index, progress=False, embedder=embedder)
+    assert second.problems and not second.kept
     kept = {d["doc_id"]: d["kept"] for d in second.duplicates}
     assert kept == {"gpu-1": "gpu-0", "gpu-2": "gpu-0", "power-0": "power-1"}, second.to_json()
     assert second.documents == 2 and set(second.removed) == {"gpu-1", "power-0"}

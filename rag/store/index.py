@@ -130,7 +130,7 @@ def build_folder(
     # one copy per syndicated story; corrections replace older versions (rag.ingest.dedup)
     collapsed = collapse(loaded.documents, cache=Path(settings.cache_dir) / "minhash.sqlite")
     docs = list(collapsed.documents)
-    seen = {d.doc_id for d in docs}
+    seen = {d.doc_id for d in loaded.documents}  # read now (a copy left out is not "unreadable, keep the old")
     kept: list[str] = []
     if old is not None:
         # an article whose file cannot be read now keeps its previously indexed version

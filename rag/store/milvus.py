@@ -218,7 +218,7 @@ class MilvusStore(Store):
             if manifest is not None else {}
         )
         bad_files = {_source_file(p.path) for p in loaded.problems}
-        seen = {d.doc_id for d in docs}
+        seen = {d.doc_id for d in loaded.documents}  # read now, copies left out by de-duplication included
         kept = sorted(
             d for d, m in old_docs.items() if d not in seen and _source_file(m.get("source", "")) in bad_files
         )
