@@ -9,7 +9,7 @@ Prints precision/recall/F1 of the pairs found, at several MinHash LSH thresholds
 (``rag_index``) the same for what ``rag index`` keeps (``rag.ingest.dedup.collapse``:
 one document per story, corrections replacing older versions).
 
-    python bench/dedup_eval.py [--cost ../shared/eval/korquad/corpus.jsonl -n 961] > dedup.json
+    python bench/dedup_eval.py [--cost ../shared/eval/korquad/corpus.jsonl -n 961] [--corpus PATH]... > dedup.json
 """
 
 from __future__ import annotations
@@ -93,6 +93,22 @@ def measure_cost(corpus: Path, n: int) -> dict[str, Any]:
             "dropped": len(got.dropped)}
 
 
+def measure_corpora(paths: list[str]) -> list[dict[str, Any]]:
+    """What ``rag index`` would leave out of each corpus (``collapse``): the shared evaluation corpora must
+    come through unchanged (they name no outlet or URL, so nothing in them is merged)."""
+    from rag.ingest.corpus import load_corpus
+    from rag.ingest.dedup import collapse
+
+    out = []
+    for p in paths:
+        docs = load_corpus([p]).documents
+        got = collapse(docs)
+        news = sum(bool(d.outlet or d.url) for d in docs)
+        out.append({"corpus": p, "documents": len(docs), "with_outlet_or_url": news,
+                    "dropped": len(got.dropped), "unchanged": got.documents == docs})
+    return out
+
+
 def main() -> int:
     import argparse
 
@@ -101,6 +117,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cost", metavar="CORPUS.jsonl", help="also time de-duplication on this corpus")
     p.add_argument("-n", type=int, default=1000, help="records of --cost CORPUS (default 1000)")
+    p.add_argument("--corpus", action="append", default=[], help="also check what rag index leaves out of this corpus")
     args = p.parse_args()
     rows = load()
     out = {"articles": len(rows), "default_threshold": THRESHOLD,
@@ -108,6 +125,8 @@ def main() -> int:
            "rag_index": measure_index(rows)}
     if args.cost:
         out["cost"] = measure_cost(Path(args.cost), args.n)
+    if args.corpus:
+        out["corpora"] = measure_corpora(args.corpus)
     json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
     print()
     return 0
