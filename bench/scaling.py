@@ -38,7 +38,7 @@ def main() -> int:
     p.add_argument("--passages", type=int, default=96)
     p.add_argument("--searches", type=int, default=100)
     p.add_argument("--skip-ray", action="store_true")
-    p.add_argument("--rounds", type=int, default=3, help="embedding measurements, taking turns (median)")
+    p.add_argument("--rounds", type=int, default=3, help="embedding measurements, taking turns (median); 0 = none")
     p.add_argument("--skip-search", action="store_true")
     a = p.parse_args()
     from rag.config import Settings
@@ -70,6 +70,10 @@ def main() -> int:
             out["search_per_s"]["milvus_lite"] = _rate(len(questions), lambda: [m.search(q) for q in questions])
             out["search_per_s"]["milvus_lite_batched"] = _rate(len(questions), lambda: m.search_batch(questions))
 
+    if a.rounds <= 0:  # search only
+        json.dump(out, sys.stdout, indent=1)
+        print()
+        return 0
     chunks = index.chunks[: a.passages]
     texts = [c.text for c in chunks]
     spans = [sentence_spans(c) for c in chunks]

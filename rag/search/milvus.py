@@ -107,10 +107,13 @@ class MilvusIndex:
             while len(self.recent) > REMEMBERED:
                 self.recent.popitem(last=False)
 
-    def rows(self, pks: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Rows by primary key: remembered ones, the rest queried (a few hundred per call)."""
-        with self._lock:
-            out = {p: self.recent[p] for p in pks if p in self.recent}
+    def rows(self, pks: Sequence[str], fresh: bool = False) -> dict[str, dict[str, Any]]:
+        """Rows by primary key: remembered ones (unless ``fresh``), the rest queried (a few hundred
+        per call)."""
+        out: dict[str, dict[str, Any]] = {}
+        if not fresh:
+            with self._lock:
+                out = {p: self.recent[p] for p in pks if p in self.recent}
         todo = [p for p in dict.fromkeys(pks) if p not in out]
         for i in range(0, len(todo), KEYS_PER_QUERY):
             part = todo[i : i + KEYS_PER_QUERY]
@@ -304,9 +307,10 @@ class MilvusRetriever(Retriever):
         return np.stack([stored[i] if i in stored else self._word_vectors[w] for w, i in zip(words, ids, strict=True)])
 
     def _fetch(self, pks: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """The rows of ``pks`` (text, metadata, vectors) by primary key; the index remembers them
-        for the answer path, which asks for the hits' vectors next."""
-        rows = self.store.rows(pks)
+        """The rows of ``pks`` (text, metadata, vectors) by primary key, as Milvus has them now (a
+        search never answers from memory: ``rag index`` may have changed them); the index remembers
+        them for the answer path, which asks for the hits' vectors next."""
+        rows = self.store.rows(pks, fresh=True)
         self.store.remember(rows)
         return rows
 
