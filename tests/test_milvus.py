@@ -105,7 +105,7 @@ def test_milvus_ranks_like_the_folder(stores: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_filters_are_pushed_down(stores: dict[str, Any]) -> None:
     for f in (Filters(outlet="daily a"), Filters(date_from="2024-02-01"), Filters(date_from="2024-02-01",
-              date_to="2024-02-28", outlet="Weekly B"), Filters(outlet="nobody")):
+              date_to="2024-02-28", outlet="Weekly B"), Filters(outlet="nobody"), Filters(recent=True)):
         want = stores["faiss"].search(QUESTIONS[0], k=5, filters=f)
         got = stores["milvus"].search(QUESTIONS[0], k=5, filters=f)
         assert [h.chunk.chunk_id for h in got] == [h.chunk.chunk_id for h in want], f
