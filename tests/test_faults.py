@@ -64,7 +64,8 @@ def opener(file, mode="r", *a, **kw):
         step("write", file)  # the file exists now, empty: killed while writing it
     return fh
 
-os.replace, os.fsync, shutil.rmtree = wrap("replace", os.replace), wrap("fsync", os.fsync), wrap("rmtree", shutil.rmtree)
+os.replace, os.fsync = wrap("replace", os.replace), wrap("fsync", os.fsync)
+shutil.rmtree = wrap("rmtree", shutil.rmtree)
 builtins.open = io.open = opener
 from rag.config import Settings
 from rag.store.index import build_index
