@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rag.config import Settings
@@ -158,3 +159,16 @@ def test_kill_9_anywhere_leaves_old_or_new_never_a_mix(settings: Settings, embed
     assert killed_count >= (20 if SOAK else 3), outcomes
     if not SOAK:  # killed before the swap: old; between its renames: the old one put back; after it: new
         assert [o[1] for o in outcomes] == ["old", "old", "new"], outcomes
+
+
+def test_a_checkpoint_killed_while_written_does_not_stop_the_next_build(tmp_path: Path) -> None:
+    # found by the soak: kill -9 right after the checkpoint's temporary file was opened left it
+    # empty, and the next `rag index` died on it (EOFError from numpy)
+    from rag.store import checkpoint
+
+    folder = tmp_path / "checkpoints" / "k"
+    checkpoint.save_block(folder, ["a"], np.ones((1, 4), np.float32), [np.ones((2, 4), np.float32)])
+    (folder / ".18ed-99.tmp.npz").write_bytes(b"")  # the killed write
+    (folder / "19aa-98.npz").write_bytes(b"")  # an empty block, however it came about
+    found = checkpoint.load(folder, 4)
+    assert list(found) == ["a"] and found["a"][1].shape == (2, 4)
