@@ -179,18 +179,16 @@ def gather(
         return ev
     embedder: Any = retriever.embedder
     ev.qvec = embedder.encode_queries([resolved])[0]
-    rows, langs = _rows(retriever)
-    vecs = retriever.index.vectors()
-    cos = [float(vecs[rows[h.chunk.chunk_id]] @ ev.qvec) for h in ev.hits]
+    # only the hits' vectors and a sample are read: a store need not hold the index in memory
+    cos = [float(v @ ev.qvec) for v in retriever.passage_vectors([h.chunk.chunk_id for h in ev.hits])]
     best = ev.hits[max(range(len(cos)), key=lambda i: cos[i])].chunk
     # the question's average cosine with the passages in the best passage's language (cosines
     # across languages run lower), estimated on a sample of a large index
-    pool = np.flatnonzero(langs == best.lang) if best.lang else np.arange(len(vecs))
-    pool = pool[:: max(1, len(pool) // MEAN_SAMPLE)]
-    mean = float((vecs[pool] @ ev.qvec).mean()) if len(pool) else 0.0
+    sample = retriever.sample_vectors(best.lang or "", MEAN_SAMPLE)
+    mean = float((sample @ ev.qvec).mean()) if len(sample) else 0.0
     from rag.answer.meta import meta_question
 
-    ev.meta = meta_question(resolved, ev.hits, retriever.index.chunks)
+    ev.meta = meta_question(resolved, ev.hits, retriever.doc_chunks(ev.hits[0].chunk.doc_id))
     if ev.meta is not None:
         ev.abstain, ev.reason = False, "metadata"
         return ev
@@ -199,7 +197,7 @@ def gather(
     # which makes passages in both languages comparable (measured on the background set, so it
     # works for an index of any size)
     ev.baseline = by_lang
-    stored = _stored_sentence_vectors(retriever, rows, ev.hits)
+    stored = _stored_sentence_vectors(retriever, ev.hits)
     sent_best = max((float(v @ ev.qvec) for v in stored.values()), default=max(cos))
     _decide(ev, cos, mean, nearest, settings.min_answer_score, sent_best)
     if not ev.abstain:
@@ -252,22 +250,6 @@ def _memoized(retriever: Retriever) -> Retriever:
     return cached[1]
 
 
-def _rows(retriever: Retriever) -> tuple[dict[str, int], np.ndarray]:
-    """Row of each chunk id and the language of each row, computed once per loaded index."""
-    index = retriever.index
-    key = id(index)
-    cached = _ROWS.get(key)
-    if cached is None or cached[0] is not index:
-        rows = {c.chunk_id: i for i, c in enumerate(index.chunks)}
-        cached = (index, rows, np.array([c.lang or "" for c in index.chunks]))
-        _ROWS.clear()  # one index per process is the common case; never grow without bound
-        _ROWS[key] = cached
-    return cached[1], cached[2]
-
-
-_ROWS: dict[int, tuple[Any, dict[str, int], np.ndarray]] = {}
-
-
 @functools.lru_cache(maxsize=4096)
 def sentence_spans(text: str, lang: str) -> tuple[tuple[int, int], ...]:
     """Sentence spans of a passage (cached: the same passages come back for many questions)."""
@@ -310,17 +292,16 @@ def _is_header(text: str, title: str) -> bool:
     return False
 
 
-def _stored_sentence_vectors(retriever: Retriever, rows: dict[str, int], hits: list[Hit]) -> dict[str, np.ndarray]:
+def _stored_sentence_vectors(retriever: Retriever, hits: list[Hit]) -> dict[str, np.ndarray]:
     """The sentence vectors the index holds for the hits' passages, by sentence text."""
-    stored = retriever.index.sentences
-    if stored is None:
-        return {}
     out: dict[str, np.ndarray] = {}
     for h in hits:
+        vecs = retriever.sentence_vectors(h.chunk.chunk_id)
+        if vecs is None:
+            return {}
         texts = sentence_texts(h.chunk, sentence_spans(h.chunk.text, h.chunk.lang))
-        vecs = stored.of(rows[h.chunk.chunk_id])
         if len(texts) == len(vecs):
-            out.update(zip(texts, np.asarray(vecs, dtype=np.float32), strict=True))
+            out.update(zip(texts, vecs, strict=True))
     return out
 
 
