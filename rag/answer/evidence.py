@@ -36,7 +36,7 @@ import numpy as np
 
 from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import asked_words, subject_names
+from rag.answer.nearmiss import asked_words, counted, subject_names
 from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens
 from rag.config import Settings
 from rag.ingest.corpus import HEADER_LABELS
@@ -97,6 +97,7 @@ class Source:
     lex: float = 0.0
     ask: float = 0.0  # share of the asked words (not the names) the sentence holds
     sem: float | None = None
+    sem_used: float = 0.0  # the sentence cosine the ranking used (``sem``, else an estimate from ``cos``)
     fit: float = 0.0
     score: float = 0.0
 
@@ -114,6 +115,7 @@ class Evidence:
     qvec: Any = None
     baseline: dict[str, float] = field(default_factory=dict)  # typical cosine with text, per language
     subject: str = ""  # the question's first name, as written (what it asks about)
+    want: str = ""  # the kind of answer asked for (rag.answer.support.answer_type)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def select(self, k: int) -> list[Source]:
@@ -127,18 +129,51 @@ class Evidence:
         ranked = sorted(self.sources, key=lambda s: -s.score)
         if not ranked:
             return []
-        lead = ranked[0]
+        lead = self.lead(ranked)
+        rest = [s for s in ranked if s is not lead]
         support = [
             s
-            for s in ranked[1 : max(1, k)]
+            for s in rest[: max(1, k) - 1]
             if s.score >= lead.score - SELECT_MARGIN and _supports(s, lead, self.lang, self.subject)
         ]
+        for s in rest:  # the lead's neighbour that holds the asked words ("…의견이 제기되었다. 대표적인 예가 …")
+            if len(support) >= max(1, k) - 1:
+                break
+            if s not in support and _neighbour(s, lead) and s.ask >= NEIGHBOUR_ASK:
+                support.append(s)
         return [lead, *sorted(support, key=lambda s: (s.hit.chunk.doc_id, s.start))]
+
+    def lead(self, ranked: list[Source]) -> Source:
+        """The best sentence; for a question asking for a number, an amount or a date, the best
+        one within ``PROMOTE_MARGIN`` of it that holds one, when the best does not and it is about
+        the same thing (in the best sentence's passage, or naming the asked subject)."""
+        top = ranked[0]
+        if self.want not in TYPED or self.answers_type(top):
+            return top
+        for s in ranked[1:PROMOTE_TOP]:
+            if s.score < top.score - PROMOTE_MARGIN:
+                break
+            about = s.hit.chunk.chunk_id == top.hit.chunk.chunk_id or (self.subject and _has(s.text, self.subject))
+            if about and self.answers_type(s):
+                return s
+        return top
+
+    def answers_type(self, s: Source) -> bool:
+        """Whether ``s`` holds the kind of answer asked for (with the asked counter: "몇 명" -> "342명")."""
+        return bool(s.fit) and (self.want != "number" or s.lang != self.lang or counted(self.resolved, s.text))
 
 
 SELECT_MARGIN = 0.3  # a second or third quote must score within this of the lead
 SUPPORT_LEX = 0.5  # ... and share this much of the question's (weighted) words
 SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
+NEIGHBOUR_ASK = 1.1  # the sentence next to the lead is quoted when it holds this share of the asked words
+TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
+PROMOTE_MARGIN = 0.5  # a sentence holding the asked type becomes the lead when it scores within this of the best
+PROMOTE_TOP = 8  # ... among this many best sentences
+
+
+def _neighbour(s: Source, lead: Source) -> bool:
+    return s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id and abs(s.index - lead.index) == 1
 
 
 def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
@@ -330,7 +365,7 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
     own = token_set(ev.question)
     context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
-    wants = answer_type(ev.resolved)
+    wants = ev.want = answer_type(ev.resolved)
     asked = asked_words(ev.resolved)
     for s in ev.sources:
         wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
@@ -355,8 +390,15 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
             sem = s.cos  # words can be compared: the passage's cosine is enough
         else:
             sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
+        s.sem_used = sem
+    rescore(ev)
+
+
+def rescore(ev: Evidence) -> None:
+    """Each source's ranking score from its measured parts (the weights are this module's ``W_*``)."""
+    for s in ev.sources:
         base = _base(ev, s)  # makes cosines of both languages comparable
-        s.score = W_LEX * s.lex + W_SEM * (sem - base) + W_COS * (s.cos - base) + W_FIT * s.fit
+        s.score = W_LEX * s.lex + W_SEM * (s.sem_used - base) + W_COS * (s.cos - base) + W_FIT * s.fit
         s.score += W_HIT * s.hit.score + W_ASK * s.ask
 
 

@@ -22,6 +22,7 @@ is not in the sentence. Thresholds are chosen on whole sets (``docs/answers.md``
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 
 from rag.answer.followup import names as _all_names
 from rag.answer.support import answer_type, fits, token_set
+from rag.text import has_hangul
 
 # words that say how a question asks, not what it asks about
 _GENERIC = frozenset(
@@ -63,7 +65,7 @@ def _whole_word(question: str, name: str) -> str:
     if i < 0:
         return name
     j = i + len(name)
-    while j < len(question) and not question[j].isspace() and question[j] not in "?？.,!":
+    while j < len(question) and not question[j].isspace() and question[j] not in "?？.,!\"”“'’)(":
         j += 1
     return _TRAILING_PARTICLE_RE.sub("", question[i:j]) or name
 
@@ -101,13 +103,18 @@ def counted(question: str, sentence: str) -> bool:
     if counter not in _COUNTERS.split("|"):
         return True  # "몇 시였는가", "몇 점": only the usual counters are checked
     number = rf"(?:\d[\d,.]*|{_KO_NUMERALS})\s*(?:[억만천조]\s*)?{re.escape(counter)}"
+    if counter == "번째":  # "몇 번째 아들" is answered by "여덟째 아들" too
+        number += rf"|(?<![가-힣])(?:{_KO_ORDINALS})째"
     found = list(re.finditer(number, sentence))
     if not found:
         return False
     if not noun or len(noun) < 2:
         return True
-    stem = noun[:2]
-    return any(stem in sentence[f.end() : f.end() + 8] for f in found)
+    stem = noun[:2]  # what is counted, after the number ("18개 기관") or before it ("법률가 342명")
+    return any(stem in sentence[max(0, f.start() - 10) : f.end() + 8] for f in found)
+
+
+_KO_ORDINALS = "첫|둘|셋|넷|다섯|여섯|일곱|여덟|아홉|열"
 
 
 def _norm(text: str) -> str:
@@ -120,7 +127,10 @@ def subject_names(question: str, cross: bool) -> list[str]:
     found = [
         _whole_word(question, n)
         for n in names(question)
-        if len(n) <= 20 and not re.search(r"[,\"“”]", n) and not _QUESTION_WORD_RE.match(n)
+        if len(n) <= 20
+        and not re.search(r"[,\"“”]", n)
+        and not _QUESTION_WORD_RE.match(n)
+        and not _sentence_start(question, n)
     ]
     if cross:
         return [a for n in found for a in _ACRONYM_RE.findall(n) if a.lower() not in {"ai", "llm", "gpu"}]
@@ -142,7 +152,7 @@ def gap(
     subjects = subject_names(question, cross)
     subject = subjects[0] if subjects else ""
     if subjects:
-        text = _norm(" ".join(passages))
+        text = " ".join(passages)
         # the first name is what the question is about ("엔씨소프트는 K-AI 사업에서 ...?")
         if not _present(subjects[0], text):
             return Gap("subject", subject, want)
@@ -150,7 +160,7 @@ def gap(
         not cross
         and subject
         and lead_passage
-        and not _present(subject, _norm(lead_passage))
+        and not _present(subject, lead_passage)
         and not asked_words(question) & token_set(lead)
     ):  # the articles name the subject, but not where the lead is, and the lead has no asked word
         return Gap("fact", subject, want)
@@ -158,7 +168,7 @@ def gap(
         return Gap("fact", subject, want)
     if want == "number" and not cross and not counted(question, lead):
         return Gap("fact", subject, want)
-    if not cross and subject and _NAMED_ATTRIBUTE_RE.search(question) and _present(subject, _norm(lead)):
+    if not cross and subject and _NAMED_ATTRIBUTE_RE.search(question) and _present(subject, lead):
         # the lead is about the subject but says nothing of what is asked ("LG AI연구원이 공개한
         # 모델의 이름은?" -> the list of winners)
         asked = asked_words(question)
@@ -174,16 +184,57 @@ _NAMED_ATTRIBUTE_RE = re.compile(r"[가-힣]+의?\s*이름|\bname\s+of\b", re.I)
 PRESENT_SHARE = 0.5  # more than this share of a name's character pairs must occur in the passages
 
 
-def _present(name: str, text: str) -> bool:
-    """Whether ``name`` occurs in ``text`` (both normalised), allowing spelling variants of
-    transliterations ("알버트 무창가" / "알버트 무찬가", "베튼" / "배튼", "고양이과" / "고양잇과")."""
-    key, text = _fold(_norm(name)), _fold(text)
+def _present(name: str, raw: str) -> bool:
+    """Whether ``name`` occurs in the text ``raw``, allowing spelling variants of transliterations
+    ("알버트 무창가" / "알버트 무찬가", "베튼" / "배튼", "고양이과" / "고양잇과") and, for Latin-script
+    names, one of its distinctive words ("Hurricane Felicia" / "Felicia", "Iraqi" / "Iraq")."""
+    if not has_hangul(name):
+        return _latin_present(name, raw)
+    key, text = _fold(_norm(name)), _fold(_norm(raw))
     if key in text:
         return True
     if re.search(r"[A-Za-z0-9]", key):
-        return False  # Latin names and codes are written alike in both languages: "SKT" is not "KT"
+        return False  # "LG AI연구원" is not "LG전자": mixed names are matched whole
     pairs = [key[i : i + 2] for i in range(len(key) - 1)]
     return bool(pairs) and sum(p in text for p in pairs) / len(pairs) > PRESENT_SHARE
+
+
+def _sentence_start(question: str, name: str) -> bool:
+    """A single capitalised word opening an English question is its grammar, not a name
+    ("Following the explosion, …", "Based on the passage, …", "During …")."""
+    return (
+        not has_hangul(name)
+        and question.lstrip().startswith(name)
+        and " " not in name
+        and name[1:].islower()
+    )
+
+
+_TITLE_WORDS = frozenset("the of and mr mrs ms dr st king queen prince president hurricane storm saint".split())
+
+
+def _latin_present(name: str, raw: str) -> bool:
+    """A Latin-script name is present when one of its words is, as a word: acronyms exactly
+    ("SKT" is not "KT"), longer words by their stem ("Iraqi" -> "Iraq")."""
+    words = [w for w in re.findall(r"[A-Za-z0-9]+", name) if w.lower() not in _TITLE_WORDS]
+    if not words:
+        return True  # nothing distinctive to look for
+    for w in words:
+        if w.isupper() or any(ch.isdigit() for ch in w) or len(w) <= 4:
+            rx = rf"(?<![A-Za-z0-9]){re.escape(w)}(?:s|es)?(?![A-Za-z0-9])"
+            flags = 0 if w.isupper() else re.I
+        else:
+            rx, flags = rf"(?<![A-Za-z]){re.escape(w[: max(4, len(w) - 2)])}", re.I
+        if re.search(rx, raw, flags):
+            return True
+        if len(w) >= 7:  # a misspelling ("Antartica"): a word of the text that differs by little
+            near = {t for t in re.findall(rf"\b{re.escape(w[0])}[A-Za-z]{{5,}}", raw, re.I)}
+            if any(difflib.SequenceMatcher(None, w.lower(), t.lower()).ratio() >= FUZZY for t in near):
+                return True
+    return False
+
+
+FUZZY = 0.85  # similarity of a long Latin word to a word of the passages that counts as the same name
 
 
 def _fold(text: str) -> str:
