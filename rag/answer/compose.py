@@ -187,10 +187,11 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         ev.resolved,
         lead.text,
         lead.sem,
-        [h.chunk.text for h in ev.hits],
+        # the headline names what a passage is about ("구리야마 히데키" above "…치료를 받았다")
+        [f"{h.title}\n{h.chunk.text}" for h in ev.hits],
         # passages in another language may name the subject in their own script ("Busan" for "부산")
         cross=lead.lang != ev.lang or any((h.chunk.lang or ev.lang) != ev.lang for h in ev.hits),
-        lead_passage=lead.hit.chunk.text,
+        lead_passage=f"{lead.hit.title}\n{lead.hit.chunk.text}",
     )
     if missing is not None:
         about = _about_subject(ev, missing.subject) if missing.kind == "fact" else None

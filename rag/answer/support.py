@@ -187,12 +187,12 @@ _HEAD_KINDS = (
         ),
     ),
     ("money", re.compile(r"(액수|금액|비용|가격|예산)$")),
-    ("number", re.compile(r"(기록|점수|순위|인원|횟수|개수|숫자|비율|높이|길이|무게|나이|수)$")),
+    ("number", re.compile(r"^(기록|점수|순위|인원|횟수|개수|숫자|비율|높이|길이|무게|나이|수)$")),
     (
         "name",
         re.compile(
-            r"(사람|인물|이름|명칭|제목|곳|장소|지역|나라|국가|도시|단체|기관|회사|기업|팀|가수|배우|후보|"
-            r"선수|대통령|총리|작가|감독|학자|정치인|국왕|왕|회장|대표|의장|장군|백작|단체명|앨범|노래|책|영화)$"
+            r"^(사람|인물|이름|명칭|제목|곳|장소|지역|나라|국가|도시|단체|기관|회사|기업|팀|가수|배우|후보|"
+            r"선수|대통령|총리|작가|감독|학자|교수|정치인|국왕|왕|회장|대표|의장|장군|백작|앨범|노래|책|영화)$"
         ),
     ),
 )
@@ -200,14 +200,14 @@ _HEAD_KINDS = (
 
 def answer_type(question: str) -> str:
     """ "time", "money", "number", "reason", "name" or "" for the kind of answer ``question`` asks for."""
-    for kind, rx in _WANTS:
-        if rx.search(question):
-            return kind
     m = _HEAD_RE.search(question.strip())
-    if m:
+    if m:  # the closing noun wins: "몇 천명의 학생들이 시위를 벌인 곳은?" asks for a place
         for kind, rx in _HEAD_KINDS:
             if rx.search(m.group(1)):
                 return kind
+    for kind, rx in _WANTS:
+        if rx.search(question):
+            return kind
     return ""
 
 
