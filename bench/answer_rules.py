@@ -35,7 +35,7 @@ from rag.answer import evidence as evmod  # noqa: E402
 from rag.answer import nearmiss  # noqa: E402
 from rag.answer import timeline  # noqa: E402
 from rag.answer.compose import abstention, extractive  # noqa: E402
-from rag.answer.support import answer_type, fits  # noqa: E402
+from rag.answer.support import answer_type, fits, token_set, warm_tokens  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.search.retrieve import Retriever  # noqa: E402
 
@@ -70,6 +70,8 @@ def refit(ev: Any) -> None:
     for s in ev.sources:
         wordy = len(evmod._WORDY_RE.findall(s.text)) >= evmod.MIN_CHARS
         s.fit = fits(ev.want, s.text, ev.resolved) if wordy else 0.0
+    warm_tokens([ev.question, *(s.text for s in ev.sources)])
+    evmod.specific(ev, token_set(ev.question))
 
 
 def answer_one(question: str, ev: Any, ts: Any, docs: dict[str, Any], settings: Settings) -> Any:

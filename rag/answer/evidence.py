@@ -27,6 +27,7 @@ Sentences are then ranked by
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,8 +37,8 @@ import numpy as np
 
 from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import asked_words, counted, subject_names
-from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens
+from rag.answer.nearmiss import asked_words, counted, measured, subject_names
+from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
 from rag.config import Settings
 from rag.ingest.corpus import HEADER_LABELS
 from rag.records import Hit, Turn
@@ -71,9 +72,11 @@ class Calibration:
 
 CALIBRATION = Calibration()
 SEM_TOP = 8  # sentences embedded for a question in another language than its passages (8 = 12 on seed+dialogues)
-W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
+W_LEX, W_SEM, W_COS = 0.0, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal; W_LEX 0: the
+# asked words (W_ASK) rank better than all the question's words (bench/answer_rules.py, notes/issue-14.md)
 W_ASK = 0.3  # the words that say what is asked (not the names), on top of ``lex``
 W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
+W_SPEC = 0.0  # the rare question words (``specific``)
 W_FIT = 0.4  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
 # W_FIT and W_ASK: 28/36 leads hold the evidence on the seed + dialogue first turns + the issue's two
 # questions (0.25/0.0 before: 25/36); grid 0.25-0.6 x 0-1.0, see docs/answers.md
@@ -97,6 +100,7 @@ class Source:
     lex: float = 0.0
     ask: float = 0.0  # share of the asked words (not the names) the sentence holds
     sem: float | None = None
+    spec: float = 0.0  # the question's words it holds, weighted by their rarity among the sources
     sem_used: float = 0.0  # the sentence cosine the ranking used (``sem``, else an estimate from ``cos``)
     fit: float = 0.0
     score: float = 0.0
@@ -160,13 +164,17 @@ class Evidence:
 
     def answers_type(self, s: Source) -> bool:
         """Whether ``s`` holds the kind of answer asked for (with the asked counter: "몇 명" -> "342명")."""
-        return bool(s.fit) and (self.want != "number" or s.lang != self.lang or counted(self.resolved, s.text))
+        if not s.fit:
+            return False
+        if self.want != "number" or s.lang != self.lang:
+            return True
+        return counted(self.resolved, s.text) and measured(self.resolved, s.text)
 
 
 SELECT_MARGIN = 0.3  # a second or third quote must score within this of the lead
-SUPPORT_LEX = 0.5  # ... and share this much of the question's (weighted) words
+SUPPORT_LEX = 0.4  # ... and share this much of the question's (weighted) words
 SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
-NEIGHBOUR_ASK = 1.1  # the sentence next to the lead is quoted when it holds this share of the asked words
+NEIGHBOUR_ASK = 0.4  # the sentence next to the lead is quoted when it holds this share of the asked words
 TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
 PROMOTE_MARGIN = 0.5  # a sentence holding the asked type becomes the lead when it scores within this of the best
 PROMOTE_TOP = 8  # ... among this many best sentences
@@ -181,7 +189,7 @@ def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
         return False  # about another party than the one asked about ("카카오는 ..." for a 코난 question)
     if s.lang == lang:  # shares the question's words, or the asked words next to the lead
         same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
-        return s.lex >= SUPPORT_LEX or (same_passage and s.ask >= SUPPORT_LEX)
+        return s.lex >= SUPPORT_LEX or (same_passage and max(s.ask, s.spec) >= SUPPORT_LEX)
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
 
 
@@ -373,6 +381,7 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
         s.ask = overlap(asked, token_set(s.text)) if wordy and asked else 0.0
         s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
         s.score = W_LEX * s.lex + W_COS * (s.cos - _base(ev, s)) + W_FIT * s.fit + W_HIT * s.hit.score
+    specific(ev, own)
     cross = [s for s in ev.sources if s.lang != ev.lang and len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
     for s in cross:
         if s.text in stored:
@@ -394,12 +403,25 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     rescore(ev)
 
 
+def specific(ev: Evidence, own: frozenset[str]) -> None:
+    """``spec``: the share of the question's words a sentence holds, each weighted by how rare it is
+    among the retrieved sentences. Words every retrieved sentence shares name the topic ("소토마요르",
+    "K-AI"); the rare ones name the asked detail ("기준", "마감", "대안"), which the answering sentence
+    holds and a sentence that merely restates the topic does not."""
+    sets = [token_set(s.text) for s in ev.sources]
+    n = len(sets)
+    idf = {t: math.log((n + 1) / (sum(t in ts for ts in sets) + 0.5)) * weight(t) for t in own}
+    total = sum(v for v in idf.values() if v > 0)
+    for s, ts in zip(ev.sources, sets, strict=True):
+        s.spec = sum(v for t, v in idf.items() if v > 0 and t in ts) / total if total else 0.0
+
+
 def rescore(ev: Evidence) -> None:
     """Each source's ranking score from its measured parts (the weights are this module's ``W_*``)."""
     for s in ev.sources:
         base = _base(ev, s)  # makes cosines of both languages comparable
         s.score = W_LEX * s.lex + W_SEM * (s.sem_used - base) + W_COS * (s.cos - base) + W_FIT * s.fit
-        s.score += W_HIT * s.hit.score + W_ASK * s.ask
+        s.score += W_HIT * s.hit.score + W_ASK * s.ask + W_SPEC * s.spec
 
 
 def _base(ev: Evidence, s: Source) -> float:

@@ -106,7 +106,8 @@ def counted(question: str, sentence: str) -> bool:
         noun = None  # "몇 명이 사망했나": a verb follows the particle, not what is counted
     if counter not in _COUNTERS.split("|"):
         return True  # "몇 시였는가", "몇 점": only the usual counters are checked
-    number = rf"(?:\d[\d,.]*|{_KO_NUMERALS})\s*(?:[억만천조]\s*)?{re.escape(counter)}"
+    unit = "(?:명|인)" if counter == "명" else re.escape(counter)  # "7인조" counts people too
+    number = rf"(?:\d[\d,.]*|{_KO_NUMERALS})\s*(?:[억만천조]\s*)?{unit}"
     if counter == "번째":  # "몇 번째 아들" is answered by "여덟째 아들" too
         number += rf"|(?<![가-힣])(?:{_KO_ORDINALS})째"
     found = list(re.finditer(number, sentence))
@@ -119,6 +120,57 @@ def counted(question: str, sentence: str) -> bool:
 
 
 _KO_ORDINALS = "첫|둘|셋|넷|다섯|여섯|일곱|여덟|아홉|열"
+TYPED_SUBJECT = True  # a number/date question's lead must come from a passage that names its subject
+_EN_NUMBER = (
+    r"\d[\d,.]*|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundreds?|thousands?|millions?|billions?|dozens?)\b"
+)
+_EN_HOW_MANY_RE = re.compile(r"\bhow\s+many\s+([a-z]+)", re.I)
+_PEOPLE = r"people|persons|killed|dead|died|injured|victims|residents|inhabitants|men|women|children|workers"
+# questions that ask for a measure, and what a sentence must hold to answer them
+_MEASURES = (
+    (
+        re.compile(r"\bhow\s+old\b|\bwhat\s+age\b|나이|몇\s*살", re.I),
+        re.compile(rf"\d+\s*(?:years?|-year|세|살)|\baged?\s+\d+|(?:{_KO_NUMERALS}|서른|마흔|쉰|예순|일흔|여든|아흔)\s*살", re.I),
+    ),
+    (
+        re.compile(r"\bhow\s+(?:tall|high)\b|\bheight\b|높이|키는", re.I),
+        re.compile(r"\d[\d,.]*\s*(?:m|metres?|meters?|feet|ft|foot|cm|km|미터|피트|센티|킬로)(?![a-z])", re.I),
+    ),
+    (
+        re.compile(r"\bhow\s+fast\b|\bspeed\b|속도|풍속|속력", re.I),
+        re.compile(
+            r"\d[\d,.]*\s*(?:km/h|kph|mph|knots?|miles?\s+(?:per|an)\s+hour|kilomet\w*\s+(?:per|an)\s+hour|m/s|"
+            r"킬로미터|마일|노트)",
+            re.I,
+        ),
+    ),
+    (
+        re.compile(r"\bpopulation\b|인구", re.I),
+        re.compile(r"(?:population|inhabitants|residents|인구)\D{0,30}\d|\d[\d,.]*\s*(?:million\s+)?(?:inhabitants|residents)", re.I),
+    ),
+)
+
+
+_EN_ADJECTIVES = frozenset("different other more major new total separate individual distinct big small large".split())
+
+
+def measured(question: str, sentence: str, passages: Sequence[str] | None = None) -> bool:
+    """For "how old / how tall / what speed / population" and "how many X" questions: whether the
+    sentence holds that measure ("32세", "2.35m", "150 km/h") or a number next to X ("6 people")."""
+    for asks, holds in _MEASURES:
+        if asks.search(question):
+            return bool(holds.search(sentence))
+    m = _EN_HOW_MANY_RE.search(question)
+    if not m:
+        return True
+    words = question[m.start(1) :].split()
+    noun = next((w for w in words[:3] if w.lower() not in _EN_ADJECTIVES), words[0]).strip("?.,").lower()
+    stem = re.escape(noun[: max(3, min(len(noun) - 2, 6))])
+    if passages is not None and not re.search(stem, " ".join(passages), re.I):
+        return True  # the articles never name what is counted ("competitors" / "skiers"): cannot check
+    near = rf"(?:{_EN_NUMBER})\W+(?:\w+\W+){{0,3}}?(?:{stem}|{_PEOPLE if noun == 'people' else stem})"
+    return bool(re.search(near, sentence, re.I))
 
 
 def _norm(text: str) -> str:
@@ -168,9 +220,19 @@ def gap(
         and not asked_words(question) & token_set(lead)
     ):  # the articles name the subject, but not where the lead is, and the lead has no asked word
         return Gap("fact", subject, want)
+    if (
+        TYPED_SUBJECT
+        and not cross
+        and subject
+        and want in {"number", "time", "money"}
+        and lead_passage
+        and not _present(subject, lead_passage)
+    ):  # a number or a date from a passage about something else ("솔트룩스의 루시아3는 파라미터가 몇 개?"
+        # -> "첫 모델로 26억개 매개변수를 가진 ‘모티프 2.6B’")
+        return Gap("fact", subject, want)
     if want in {"number", "time", "money"} and not fits(want, lead, question):
         return Gap("fact", subject, want)
-    if want == "number" and not cross and not counted(question, lead):
+    if want == "number" and not cross and not (counted(question, lead) and measured(question, lead, passages)):
         return Gap("fact", subject, want)
     if not cross and subject and _NAMED_ATTRIBUTE_RE.search(question) and _present(subject, lead):
         # the lead is about the subject but says nothing of what is asked ("LG AI연구원이 공개한
