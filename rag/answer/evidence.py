@@ -37,7 +37,7 @@ import numpy as np
 
 from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import asked_words, counted, measured, subject_names
+from rag.answer.nearmiss import asked_attribute_missing, asked_words, counted, measured, subject_names
 from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
 from rag.config import Settings
 from rag.ingest.corpus import HEADER_LABELS
@@ -152,7 +152,7 @@ class Evidence:
         one within ``PROMOTE_MARGIN`` of it that holds one, when the best does not and it is about
         the same thing (in the best sentence's passage, or naming the asked subject)."""
         top = ranked[0]
-        if self.want not in TYPED or self.answers_type(top):
+        if self.answers_type(top):
             return top
         for s in ranked[1:PROMOTE_TOP]:
             if s.score < top.score - PROMOTE_MARGIN:
@@ -163,7 +163,12 @@ class Evidence:
         return top
 
     def answers_type(self, s: Source) -> bool:
-        """Whether ``s`` holds the kind of answer asked for (with the asked counter: "몇 명" -> "342명")."""
+        """Whether ``s`` holds the kind of answer asked for (with the asked counter: "몇 명" -> "342명")
+        and states the attribute asked about, if it is one of the common ones ("직원", "revenue")."""
+        if asked_attribute_missing(self.resolved, s.text):
+            return False
+        if self.want not in TYPED:
+            return True
         if not s.fit:
             return False
         if self.want != "number" or s.lang != self.lang:
@@ -176,7 +181,7 @@ SUPPORT_LEX = 0.4  # ... and share this much of the question's (weighted) words
 SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
 NEIGHBOUR_ASK = 0.4  # the sentence next to the lead is quoted when it holds this share of the asked words
 TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
-PROMOTE_MARGIN = 0.5  # a sentence holding the asked type becomes the lead when it scores within this of the best
+PROMOTE_MARGIN = 0.8  # a sentence holding the asked type becomes the lead when it scores within this of the best
 PROMOTE_TOP = 8  # ... among this many best sentences
 
 

@@ -230,6 +230,8 @@ def gap(
     ):  # a number or a date from a passage about something else ("솔트룩스의 루시아3는 파라미터가 몇 개?"
         # -> "첫 모델로 26억개 매개변수를 가진 ‘모티프 2.6B’")
         return Gap("fact", subject, want)
+    if asked_attribute_missing(question, lead):
+        return Gap("fact", subject, want)
     if want in {"number", "time", "money"} and not fits(want, lead, question):
         return Gap("fact", subject, want)
     if want == "number" and not cross and not (counted(question, lead) and measured(question, lead, passages)):
@@ -241,6 +243,39 @@ def gap(
         if asked and not asked & token_set(lead) and (lead_sem is None or lead_sem < fact_sem):
             return Gap("fact", subject, want)
     return None
+
+
+# Attributes a question can ask for, each with how a question asks for it and how a sentence states it,
+# in both languages (so an English question can be checked against a Korean sentence). A lead that
+# states none of the asked attribute's words does not answer ("How many employees does KT have?" ->
+# "KT는 … 18개 기관으로 구성했었다"). Only these common news attributes are checked; a question
+# asking for anything else is not refused by this rule.
+_ATTRIBUTES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
+    (re.compile(q, re.I), re.compile(t, re.I))
+    for q, t in (
+        (r"직원|임직원|종업원|\bemployees?\b|\bstaff\b|\bworkforce\b", r"직원|임직원|인력|종업원|근로자|employ|staff|workforce|workers"),
+        (r"매출|영업이익|순이익|\brevenues?\b|\bsales\b|\bprofits?\b|\bearnings\b", r"매출|영업이익|순이익|실적|수익|revenue|sales|profit|earning|turnover"),
+        (
+            r"투자|지원금|펀딩|\binvest\w*|\bfunding\b|\braised?\b|\bgrants?\b",
+            r"투자|유치|지원금|자금|펀딩|예산|억원|invest|fund|rais|capital|grant|budget|won\b|dollars?",
+        ),
+        (r"설립|창립|창업|창설|\bfounded\b|\b(?:was|were|been)\s+(?:\w+\s+)?established\b", r"설립|창립|출범|창업|창설|세운|세웠|found|establish|set\s+up|launch|creat"),
+        (
+            r"대표는|대표이사|ceo|회장|사장|수장|\bchief\s+executive\b|\bhead\s+of\b|\bleads?\b(?!\s+to\b)|\bchairman\b|\bfounder\b",
+            r"대표|ceo|회장|사장|수장|이끄|이끌|창업자|설립자|chief|head|lead|chair|founder|president",
+        ),
+        (r"파라미터|매개변수|\bhow\s+many\s+parameters\b|\bparameters?\s+(?:does|do|did|has|have)\b", r"파라미터|매개변수|parameter|\d+(?:\.\d+)?\s*[BbMm]\b"),
+        (r"출시|\breleased?\b|\blaunch\w*", r"출시|공개|발표|선보|출범|내놓|release|launch|unveil|introduc|publish"),
+        (r"인구|\bpopulation\b", r"인구|population|inhabitant|resident"),
+        (r"사망|숨진|\bdied\b|\bkilled\b|\bdeaths?\b", r"사망|숨진|숨졌|희생|사상자|목숨|died|killed|dead|death|fatalit|lives"),
+    )
+)
+ATTRIBUTE_CHECK = True
+
+
+def asked_attribute_missing(question: str, lead: str) -> bool:
+    """Whether ``question`` asks for one of the common attributes (above) that ``lead`` never states."""
+    return ATTRIBUTE_CHECK and any(q.search(question) and not t.search(lead) for q, t in _ATTRIBUTES)
 
 
 # "X의 **모델** 이름은?": the question names the attribute it wants, which the lead must mention
