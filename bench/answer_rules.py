@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.answer import evidence as evmod  # noqa: E402
-from rag.answer import nearmiss  # noqa: E402
-from rag.answer import timeline  # noqa: E402
+from rag.answer import nearmiss, timeline  # noqa: E402
 from rag.answer.compose import abstention, extractive  # noqa: E402
 from rag.answer.support import answer_type, fits, token_set, warm_tokens  # noqa: E402
 from rag.config import Settings  # noqa: E402

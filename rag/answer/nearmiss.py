@@ -131,7 +131,10 @@ _PEOPLE = r"people|persons|killed|dead|died|injured|victims|residents|inhabitant
 _MEASURES = (
     (
         re.compile(r"\bhow\s+old\b|\bwhat\s+age\b|나이|몇\s*살", re.I),
-        re.compile(rf"\d+\s*(?:years?|-year|세|살)|\baged?\s+\d+|(?:{_KO_NUMERALS}|서른|마흔|쉰|예순|일흔|여든|아흔)\s*살", re.I),
+        re.compile(
+            rf"\d+\s*(?:years?|-year|세|살)|\baged?\s+\d+|(?:{_KO_NUMERALS}|서른|마흔|쉰|예순|일흔|여든|아흔)\s*살",
+            re.I,
+        ),
     ),
     (
         re.compile(r"\bhow\s+(?:tall|high)\b|\bheight\b|높이|키는", re.I),
@@ -147,12 +150,17 @@ _MEASURES = (
     ),
     (
         re.compile(r"\bpopulation\b|인구", re.I),
-        re.compile(r"(?:population|inhabitants|residents|인구)\D{0,30}\d|\d[\d,.]*\s*(?:million\s+)?(?:inhabitants|residents)", re.I),
+        re.compile(
+            r"(?:population|inhabitants|residents|인구)\D{0,30}\d|\d[\d,.]*\s*(?:million\s+)?(?:inhabitants|residents)",
+            re.I,
+        ),
     ),
 )
 
 
-_EN_ADJECTIVES = frozenset("different other more major new total separate individual distinct big small large".split())
+_EN_ADJECTIVES = frozenset(
+    "different other more major new total separate individual distinct big small large".split()  # noqa: SIM905
+)
 
 
 def measured(question: str, sentence: str, passages: Sequence[str] | None = None) -> bool:
@@ -250,26 +258,40 @@ def gap(
 # states none of the asked attribute's words does not answer ("How many employees does KT have?" ->
 # "KT는 … 18개 기관으로 구성했었다"). Only these common news attributes are checked; a question
 # asking for anything else is not refused by this rule.
-_ATTRIBUTES: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = tuple(
-    (re.compile(q, re.I), re.compile(t, re.I))
-    for q, t in (
-        (r"직원|임직원|종업원|\bemployees?\b|\bstaff\b|\bworkforce\b", r"직원|임직원|인력|종업원|근로자|employ|staff|workforce|workers"),
-        (r"매출|영업이익|순이익|\brevenues?\b|\bsales\b|\bprofits?\b|\bearnings\b", r"매출|영업이익|순이익|실적|수익|revenue|sales|profit|earning|turnover"),
-        (
-            r"투자|지원금|펀딩|\binvest\w*|\bfunding\b|\braised?\b|\bgrants?\b",
-            r"투자|유치|지원금|자금|펀딩|예산|억원|invest|fund|rais|capital|grant|budget|won\b|dollars?",
-        ),
-        (r"설립|창립|창업|창설|\bfounded\b|\b(?:was|were|been)\s+(?:\w+\s+)?established\b", r"설립|창립|출범|창업|창설|세운|세웠|found|establish|set\s+up|launch|creat"),
-        (
-            r"대표는|대표이사|ceo|회장|사장|수장|\bchief\s+executive\b|\bhead\s+of\b|\bleads?\b(?!\s+to\b)|\bchairman\b|\bfounder\b",
-            r"대표|ceo|회장|사장|수장|이끄|이끌|창업자|설립자|chief|head|lead|chair|founder|president",
-        ),
-        (r"파라미터|매개변수|\bhow\s+many\s+parameters\b|\bparameters?\s+(?:does|do|did|has|have)\b", r"파라미터|매개변수|parameter|\d+(?:\.\d+)?\s*[BbMm]\b"),
-        (r"출시|\breleased?\b|\blaunch\w*", r"출시|공개|발표|선보|출범|내놓|release|launch|unveil|introduc|publish"),
-        (r"인구|\bpopulation\b", r"인구|population|inhabitant|resident"),
-        (r"사망|숨진|\bdied\b|\bkilled\b|\bdeaths?\b", r"사망|숨진|숨졌|희생|사상자|목숨|died|killed|dead|death|fatalit|lives"),
-    )
+_ATTRIBUTE_WORDS = (  # (how a question asks, how a sentence states it)
+    (
+        r"직원|임직원|종업원|\bemployees?\b|\bstaff\b|\bworkforce\b",
+        r"직원|임직원|인력|종업원|근로자|employ|staff|workforce|workers",
+    ),
+    (
+        r"매출|영업이익|순이익|\brevenues?\b|\bsales\b|\bprofits?\b|\bearnings\b",
+        r"매출|영업이익|순이익|실적|수익|revenue|sales|profit|earning|turnover",
+    ),
+    (
+        r"투자|지원금|펀딩|\binvest\w*|\bfunding\b|\braised?\b|\bgrants?\b",
+        r"투자|유치|지원금|자금|펀딩|예산|억원|invest|fund|rais|capital|grant|budget|won\b|dollars?",
+    ),
+    (
+        r"설립|창립|창업|창설|\bfounded\b|\b(?:was|were|been)\s+(?:\w+\s+)?established\b",
+        r"설립|창립|출범|창업|창설|세운|세웠|found|establish|set\s+up|launch|creat",
+    ),
+    (
+        r"대표는|대표이사|ceo|회장|사장|수장|\bchief\s+executive\b|\bhead\s+of\b|\bleads?\b(?!\s+to\b)|"
+        r"\bchairman\b|\bfounder\b",
+        r"대표|ceo|회장|사장|수장|이끄|이끌|창업자|설립자|chief|head|lead|chair|founder|president",
+    ),
+    (
+        r"파라미터|매개변수|\bhow\s+many\s+parameters\b|\bparameters?\s+(?:does|do|did|has|have)\b",
+        r"파라미터|매개변수|parameter|\d+(?:\.\d+)?\s*[BbMm]\b",
+    ),
+    (r"출시|\breleased?\b|\blaunch\w*", r"출시|공개|발표|선보|출범|내놓|release|launch|unveil|introduc|publish"),
+    (r"인구|\bpopulation\b", r"인구|population|inhabitant|resident"),
+    (
+        r"사망|숨진|\bdied\b|\bkilled\b|\bdeaths?\b",
+        r"사망|숨진|숨졌|희생|사상자|목숨|died|killed|dead|death|fatalit|lives",
+    ),
 )
+_ATTRIBUTES = tuple((re.compile(q, re.I), re.compile(t, re.I)) for q, t in _ATTRIBUTE_WORDS)
 ATTRIBUTE_CHECK = True
 
 
@@ -311,7 +333,9 @@ def _sentence_start(question: str, name: str) -> bool:
     )
 
 
-_TITLE_WORDS = frozenset("the of and mr mrs ms dr st king queen prince president hurricane storm saint".split())
+_TITLE_WORDS = frozenset(
+    "the of and mr mrs ms dr st king queen prince president hurricane storm saint".split()  # noqa: SIM905
+)
 
 
 def _latin_present(name: str, raw: str) -> bool:

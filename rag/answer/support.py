@@ -177,7 +177,9 @@ _MONEY_RE = re.compile(r"\d[\d,.]*\s*[억만천조]*\s*(원|달러)|[$€£]\s*\
 
 # the noun a Korean question ends on names the kind of answer: "…지명수배 된 날은?", "…확립한 년도는?",
 # "…지적한 사람은?", "…시위를 벌인 곳은?" (measured on KorQuAD: about a third of its questions ask this way)
-_HEAD_RE = re.compile(r"([가-힣]+?)\s*(?:은|는|이|가)?\s*(?:무엇|언제|누구|어디)?\s*(?:인가요|인가|입니까|이에요|예요|야|일까)?\s*[?？.]?\s*$")
+_HEAD_RE = re.compile(
+    r"([가-힣]+?)\s*(?:은|는|이|가)?\s*(?:무엇|언제|누구|어디)?\s*(?:인가요|인가|입니까|이에요|예요|야|일까)?\s*[?？.]?\s*$"
+)
 _HEAD_KINDS = (
     (
         "time",
