@@ -13,7 +13,8 @@ import pytest
 
 from rag.answer.compose import answer
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import gap, in_english, short_span
+from rag.answer.nearmiss import gap
+from rag.answer.shortspan import in_english, short_span
 from rag.answer.support import answer_type
 from rag.records import Turn
 from rag.serve.chat_html import render_answer

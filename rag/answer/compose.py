@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 
-from rag.answer import nearmiss
+from rag.answer import nearmiss, shortspan
 from rag.answer.evidence import Evidence, Source, gather
 from rag.config import Settings
 from rag.errors import LLMError
@@ -240,7 +240,7 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
 
 def _short(ev: Evidence, lead: Source) -> dict | None:
     """The short answer inside the lead sentence in document offsets (``text == doc[start:end]``)."""
-    found = nearmiss.short_span(ev.resolved, lead.text)
+    found = shortspan.short_span(ev.resolved, lead.text)
     if found is None:
         return None
     return {"text": found.text, "start": lead.start + found.start, "end": lead.start + found.end}
@@ -256,7 +256,7 @@ def _facts_line(ev: Evidence, lead: Source, short: dict | None) -> str:
     facts first (the short answer when it is one, else numbers and Latin-script names), cited."""
     if lead.lang == ev.lang or ev.lang not in FACTS_LABEL:
         return ""
-    english = nearmiss.in_english(short["text"]) if short is not None else ""
+    english = shortspan.in_english(short["text"]) if short is not None else ""
     if english and not has_hangul(english):
         facts = [english]
     else:

@@ -199,6 +199,10 @@ def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
 
 
 def _has(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name``; a Latin-script name as a word ("KT" is not in "SKT")."""
+    if not re.search(r"[^\sA-Za-z0-9.&-]", name):
+        words = r"\s*".join(re.escape(w) for w in name.split())
+        return re.search(rf"(?<![A-Za-z0-9]){words}(?![A-Za-z0-9])", text, re.I) is not None
     return re.sub(r"\s+", "", name).casefold() in re.sub(r"\s+", "", text).casefold()
 
 
