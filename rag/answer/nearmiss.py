@@ -198,7 +198,7 @@ def subject_names(question: str, cross: bool) -> list[str]:
     found = [
         _whole_word(question, n)
         for n in names(question)
-        if len(n) <= 20
+        if len(re.sub(r"\W", "", n)) >= 2 and len(n) <= 20  # not a stray letter ("B" of "2.6B")
         and not re.search(r"[,\"“”]", n)
         and not _QUESTION_WORD_RE.match(n)
         and not _sentence_start(question, n)

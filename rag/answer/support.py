@@ -216,7 +216,7 @@ def answer_type(question: str) -> str:
 def fits(kind: str, sentence: str, question: str) -> float:
     """1.0 when ``sentence`` holds something of the wanted kind that the question does not."""
     if kind == "number":
-        if set(_DIGIT_RE.findall(sentence)) - set(_DIGIT_RE.findall(question)):
+        if numbers(sentence) - numbers(question):  # a number the question does not already hold
             return 1.0
         asked = {m.group(0).lower() for m in _NUMBER_WORD_RE.finditer(question)}
         return 1.0 if {m.group(0).lower() for m in _NUMBER_WORD_RE.finditer(sentence)} - asked else 0.0
