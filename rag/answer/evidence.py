@@ -12,21 +12,26 @@ Belebele ko/en and the off-topic set; see ``docs/answers.md``).
 
 Sentences are then ranked by
 
-- ``lex``: weighted share of the question's morphemes, numbers and names found
-  in the sentence (:func:`rag.answer.support.overlap`);
+- ``ask``: weighted share of the question's asked words (content words other
+  than its names and question words) found in the sentence;
 - ``cos``: cosine of the question with the sentence's passage (stored vectors);
-- ``sem``: cosine of the question with the sentence itself; computed only when
-  the sentence is in another language than the question (then words cannot
-  match), for the ``SEM_TOP`` best candidates, because embedding is the
-  expensive step on CPU; measured on the seed and dialogue questions it did not
-  help same-language questions;
+- ``sem``: cosine of the question with the sentence itself (the index's
+  sentence vectors; across languages, sentences without one are embedded, the
+  ``SEM_TOP`` best candidates);
 - ``fit``: whether the sentence holds the kind of answer asked for (a number,
-  a date, a name).
+  a date, a name, a reason);
+- ``lex`` (all of the question's words) and ``spec`` (its words weighted by
+  rarity among the retrieved sentences) are measured too; ``lex`` admits
+  supporting quotes, neither ranks (weights 0, chosen on whole sets with
+  ``bench/answer_rules.py``).
+
+:meth:`Evidence.select` picks the lead (the best sentence, or a close one that
+holds the asked type and attribute when the best does not) and its supporting
+quotes.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Sequence
@@ -39,12 +44,12 @@ from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
 from rag.answer.nearmiss import asked_attribute_missing, asked_words, counted, measured, subject_names
 from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
+from rag.answer.vectors import embed_sentences, memoized, rows_of, sentence_spans, stored_sentence_vectors
 from rag.config import Settings
 from rag.ingest.corpus import HEADER_LABELS
 from rag.records import Hit, Turn
 from rag.search.retrieve import Filters, Retriever
-from rag.store.sentvec import sentence_texts
-from rag.text import detect_lang, split_sentences
+from rag.text import detect_lang
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,9 @@ W_ASK = 0.3  # the words that say what is asked (not the names), on top of ``lex
 W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
 W_SPEC = 0.0  # the rare question words (``specific``)
 W_FIT = 0.4  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
-# W_FIT and W_ASK: 28/36 leads hold the evidence on the seed + dialogue first turns + the issue's two
-# questions (0.25/0.0 before: 25/36); grid 0.25-0.6 x 0-1.0, see docs/answers.md
+# W_LEX/W_ASK/W_FIT/W_SPEC: grid over KorQuAD (447), the dated set (52), seed (13), Belebele ko/en refusals
+# (bench/answer_rules.py; table in notes/issue-14.md): W_LEX 0 / W_ASK 0.3 keeps the lead of KorQuAD at .82
+# and brings the dated set's plain questions from .61 to .87
 MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
 MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
 
@@ -224,14 +230,14 @@ def gather(
     if not resolved.strip():
         ev.reason = "empty question"
         return ev
-    retriever = _memoized(retriever)
+    retriever = memoized(retriever)
     ev.hits = retriever.search(resolved, k=settings.top_k, filters=filters)
     if not ev.hits:
         ev.reason = "no passages (empty index, or filters that exclude every article)"
         return ev
     embedder: Any = retriever.embedder
     ev.qvec = embedder.encode_queries([resolved])[0]
-    rows, langs = _rows(retriever)
+    rows, langs = rows_of(retriever)
     vecs = retriever.index.vectors()
     cos = [float(vecs[rows[h.chunk.chunk_id]] @ ev.qvec) for h in ev.hits]
     best = ev.hits[max(range(len(cos)), key=lambda i: cos[i])].chunk
@@ -251,79 +257,13 @@ def gather(
     # which makes passages in both languages comparable (measured on the background set, so it
     # works for an index of any size)
     ev.baseline = by_lang
-    stored = _stored_sentence_vectors(retriever, rows, ev.hits)
+    stored = stored_sentence_vectors(retriever, rows, ev.hits)
     sent_best = max((float(v @ ev.qvec) for v in stored.values()), default=max(cos))
     _decide(ev, cos, mean, nearest, settings.min_answer_score, sent_best)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
         _score(ev, embedder, stored)
     return ev
-
-
-class _QueryMemo:
-    """The retriever's embedder, remembering the last few query vectors.
-
-    Retrieval embeds the question and so does the answerer (it needs the vector
-    for absolute cosines): with this wrapper that is one model call, not two.
-    """
-
-    def __init__(self, inner: Any, size: int = 32) -> None:
-        self._inner = inner
-        self._size = size
-        self._memo: dict[str, np.ndarray] = {}
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) != 1:
-            return np.asarray(self._inner.encode_queries(texts))
-        vec = self._memo.get(texts[0])
-        if vec is None:
-            vec = np.asarray(self._inner.encode_queries(list(texts)))[0]
-            if len(self._memo) >= self._size:
-                self._memo.pop(next(iter(self._memo)))
-            self._memo[texts[0]] = vec
-        return vec[None, :]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-_MEMO: dict[int, tuple[Retriever, Retriever]] = {}
-
-
-def _memoized(retriever: Retriever) -> Retriever:
-    """A retriever over the same index whose embedder remembers query vectors (one per retriever)."""
-    if isinstance(retriever.embedder, _QueryMemo):
-        return retriever
-    cached = _MEMO.get(id(retriever))
-    if cached is None or cached[0] is not retriever or cached[1].index is not retriever.index:
-        view = type(retriever)(retriever.index, _QueryMemo(retriever.embedder), retriever.settings, retriever.fusion)
-        cached = (retriever, view)
-        if len(_MEMO) > 8:
-            _MEMO.clear()
-        _MEMO[id(retriever)] = cached
-    return cached[1]
-
-
-def _rows(retriever: Retriever) -> tuple[dict[str, int], np.ndarray]:
-    """Row of each chunk id and the language of each row, computed once per loaded index."""
-    index = retriever.index
-    key = id(index)
-    cached = _ROWS.get(key)
-    if cached is None or cached[0] is not index:
-        rows = {c.chunk_id: i for i, c in enumerate(index.chunks)}
-        cached = (index, rows, np.array([c.lang or "" for c in index.chunks]))
-        _ROWS.clear()  # one index per process is the common case; never grow without bound
-        _ROWS[key] = cached
-    return cached[1], cached[2]
-
-
-_ROWS: dict[int, tuple[Any, dict[str, int], np.ndarray]] = {}
-
-
-@functools.lru_cache(maxsize=4096)
-def sentence_spans(text: str, lang: str) -> tuple[tuple[int, int], ...]:
-    """Sentence spans of a passage (cached: the same passages come back for many questions)."""
-    return tuple(split_sentences(text, lang or None))
 
 
 def _sources(hits: list[Hit], cos: list[float]) -> list[Source]:
@@ -362,20 +302,6 @@ def _is_header(text: str, title: str) -> bool:
     return False
 
 
-def _stored_sentence_vectors(retriever: Retriever, rows: dict[str, int], hits: list[Hit]) -> dict[str, np.ndarray]:
-    """The sentence vectors the index holds for the hits' passages, by sentence text."""
-    stored = retriever.index.sentences
-    if stored is None:
-        return {}
-    out: dict[str, np.ndarray] = {}
-    for h in hits:
-        texts = sentence_texts(h.chunk, sentence_spans(h.chunk.text, h.chunk.lang))
-        vecs = stored.of(rows[h.chunk.chunk_id])
-        if len(texts) == len(vecs):
-            out.update(zip(texts, np.asarray(vecs, dtype=np.float32), strict=True))
-    return out
-
-
 def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     """Rank the source sentences (module docstring); only cross-language questions need sentence
     vectors: the index's own (``stored``) or, for sentences it has none of, embedded now."""
@@ -397,7 +323,7 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
             s.sem = float(stored[s.text] @ ev.qvec)
     top = sorted((s for s in cross if s.sem is None), key=lambda s: -s.score)[:SEM_TOP]
     if top:
-        for s, v in zip(top, _sentence_vectors(embedder, [s.text for s in top]), strict=True):
+        for s, v in zip(top, embed_sentences(embedder, [s.text for s in top]), strict=True):
             s.sem = float(v @ ev.qvec)
     for s in ev.sources:
         if s.lang == ev.lang and s.text in stored:
@@ -436,23 +362,6 @@ def rescore(ev: Evidence) -> None:
 def _base(ev: Evidence, s: Source) -> float:
     lang = s.hit.chunk.lang or s.lang
     return ev.baseline.get(lang, ev.baseline.get("", 0.0))
-
-
-_SENTENCE_VECS: dict[tuple[str, str], np.ndarray] = {}
-SENTENCE_CACHE = 8192  # source sentence vectors kept per process (1.5 KB each)
-
-
-def _sentence_vectors(embedder: Any, texts: list[str]) -> list[np.ndarray]:
-    """Passage vectors of source sentences; a sentence of the index is embedded once per process."""
-    model = str(getattr(embedder, "checksum", "") or getattr(embedder, "model_id", ""))
-    found = {t: _SENTENCE_VECS.get((model, t)) for t in texts}
-    todo = [t for t, v in found.items() if v is None]
-    if todo:
-        if len(_SENTENCE_VECS) + len(todo) > SENTENCE_CACHE:
-            _SENTENCE_VECS.clear()
-        for t, v in zip(todo, embedder.encode_passages(todo), strict=True):
-            found[t] = _SENTENCE_VECS[(model, t)] = np.asarray(v, dtype=np.float32)
-    return [found[t] for t in texts]  # type: ignore[misc]
 
 
 def _decide(

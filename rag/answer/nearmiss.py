@@ -237,8 +237,7 @@ def gap(
         return Gap("fact", subject, want)
     if (
         TYPED_SUBJECT
-        and not cross
-        and subject
+        and subject  # across languages an acronym ("How many institutions joined SKT's consortium?")
         and want in {"number", "time", "money"}
         and lead_passage
         and not _present(subject, lead_passage)
