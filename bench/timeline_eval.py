@@ -1,11 +1,14 @@
 """Accuracy of answers over dated articles that update each other (issue 15).
 
-Indexes ``tests/data/timeline/articles.jsonl`` (16 dated and undated Korean and
+Indexes ``tests/data/timeline/articles.jsonl`` (24 dated and undated Korean and
 English articles: five K-AI teams, later four; a budget raised; export figures
-revised) and asks ``tests/data/timeline/questions.jsonl`` (52 questions, 28
-about time) with ``RAG_NOW=2025-08-13``. A question counts as correct when the
-first citation is one of ``expect_docs`` and the answer text contains one of
-``answer_any``; an unanswerable one when the answer abstains. Baselines in the
+revised; a new chief executive; a prize winner corrected) and asks
+``tests/data/timeline/questions.jsonl`` (62 questions, 34 about time) with
+``RAG_NOW=2025-08-13``. A question counts as correct when the first citation is
+one of ``expect_docs`` and the answer text contains one of ``answer_any``, and,
+for questions marked ``"conflict"`` (the articles disagree), when the answer
+also names the earlier report (``extra.conflict``); an unanswerable one when
+the answer abstains. Baselines in the
 same run: the question's time words ignored (``question_time=False``; dates
 and conflict ordering still on), and answers as before issue 15 (no time
 scope, no dates named, no conflict ordering).
@@ -34,6 +37,8 @@ def correct(q: dict[str, Any], a: Any) -> bool:
     if a.abstained or not a.citations:
         return False
     first = min(a.citations, key=lambda c: c.n)
+    if q.get("conflict") and "conflict" not in a.extra:
+        return False
     return first.doc_id in q["expect_docs"] and any(s in a.answer for s in q["answer_any"])
 
 
@@ -58,7 +63,8 @@ def run(retriever: Any, settings: Any, questions: list[dict[str, Any]], question
              else answer(retriever, q["question"], settings=settings, question_time=question_time))
         first = min(a.citations, key=lambda c: c.n).doc_id if a.citations else ""
         rows.append({"id": q["id"], "ok": correct(q, a), "about_time": q["about_time"],
-                     "lang": detect_lang(q["question"]) or "en", "first": first, "abstained": a.abstained})
+                     "lang": detect_lang(q["question"]) or "en", "first": first, "abstained": a.abstained,
+                     "conflict": bool(q.get("conflict"))})
 
     def acc(rs: list[dict[str, Any]]) -> dict[str, Any]:
         return {"n": len(rs), "accuracy": round(sum(r["ok"] for r in rs) / len(rs), 3) if rs else None}
@@ -69,6 +75,7 @@ def run(retriever: Any, settings: Any, questions: list[dict[str, Any]], question
         "plain": acc([r for r in rows if not r["about_time"]]),
         "ko": acc([r for r in rows if r["lang"] == "ko"]),
         "en": acc([r for r in rows if r["lang"] == "en"]),
+        "conflict": acc([r for r in rows if r["conflict"]]),
         "wrong": [{k: r[k] for k in ("id", "first", "abstained")} for r in rows if not r["ok"]],
     }
 

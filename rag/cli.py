@@ -85,6 +85,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         _log(f"rag: skipped {p.path}{':' + str(p.line) if p.line else ''}: {p.message}")
     for doc_id in report.kept:
         _log(f"rag: kept the previously indexed version of {doc_id} (its file cannot be read now)")
+    for d in report.duplicates:
+        _log(f"rag: not indexed {d['doc_id']}: {d['kind']} of {d['kept']} / 중복 기사")
     if report.up_to_date:
         _log(f"rag: index {report.index_dir} is up to date ({report.documents} documents, {report.chunks} passages); "
              "nothing to embed / 색인이 최신입니다")
@@ -126,7 +128,10 @@ def _filters(args: argparse.Namespace) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from rag.answer.timeline import label
     from rag.search.retrieve import Retriever
+    from rag.search.timescope import search_scoped
+    from rag.text import detect_lang
 
     if not args.batch and not args.question:
         raise RagError("give a QUESTION or --batch QUERIES.jsonl")
@@ -134,11 +139,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     filters = _filters(args)
     retriever = Retriever.open(settings, settings.index_dir)
     queries = _read_jsonl_questions(args.batch) if args.batch else [{"id": None, "question": args.question}]
-    results = retriever.search_batch([q["question"] for q in queries], k=args.k, filters=filters, mode=args.mode)
-    for q, hits in zip(queries, results, strict=True):
+    results = search_scoped(retriever, [q["question"] for q in queries], k=args.k, filters=filters,
+                            now=settings.now, question_time=not args.no_question_time, mode=args.mode)
+    for q, (hits, ts) in zip(queries, results, strict=True):
         if args.json or args.batch:
-            _print_json({"id": q["id"], "question": q["question"], "hits": [h.to_json() for h in hits]})
+            _print_json({"id": q["id"], "question": q["question"], "time": ts.to_json() if ts else None,
+                         "hits": [h.to_json() for h in hits]})
             continue
+        if ts is not None:
+            print(f"({label(ts, detect_lang(q['question']) or 'en')})")
         if not hits:
             print("no matching passages / 일치하는 문단이 없습니다")
         for h in hits:
@@ -209,11 +218,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     queries = load_queries(args.queries)
     retriever = Retriever.open(settings, settings.index_dir)
     result: dict[str, Any] = {"queries": str(args.queries), "index": settings.index_dir}
-    result["retrieval"] = evaluate_retrieval(retriever, queries, mode=args.mode)
+    result["retrieval"] = evaluate_retrieval(retriever, queries, mode=args.mode, now=settings.now,
+                                             question_time=not args.no_question_time)
     if args.answers:
         from rag.answer.answer_eval import evaluate_answers
 
-        result["answers"] = evaluate_answers(retriever, [q.raw or {} for q in queries], settings)
+        result["answers"] = evaluate_answers(retriever, [q.raw or {} for q in queries], settings,
+                                             question_time=not args.no_question_time)
     if args.json:
         _print_json(result)
     else:
@@ -299,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--to", dest="date_to", metavar="DATE", type=_iso_date,
                         help="only articles published on/before DATE (YYYY-MM-DD)")
 
+    def time_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--now", metavar="DATE", type=_iso_date,
+                        help='reference day for time words such as "지난주" / "last week" (default: RAG_NOW or today)')
+        sp.add_argument("--no-question-time", action="store_true",
+                        help='ignore time words in the question (search all dates) / 질문의 기간 조건 무시')
+
     sp = sub.add_parser("index", help="build or update the index from article folders / JSONL files")
     sp.add_argument("--corpus", action="append", metavar="PATH",
                     help="folder of .md/.txt/.html/.jsonl articles or a .jsonl file (repeatable; default ./corpus)")
@@ -322,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", metavar="QUERIES.jsonl", help='one {"id","question"} per line; prints JSON lines')
     sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help=MODE_HELP)
     filter_opts(sp)
+    time_opts(sp)
     sp.set_defaults(func=cmd_search)
 
     sp = sub.add_parser("ask", help="answer a question with citations to the source sentences")
@@ -331,10 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", metavar="QUERIES.jsonl", help='one {"id","question"} per line; prints JSON lines')
     sp.add_argument("--history", metavar="FILE", help='previous turns: JSON list of {"role","content"}')
     filter_opts(sp)
-    sp.add_argument("--now", metavar="DATE", type=_iso_date,
-                    help='reference day for time words such as "지난주" / "last week" (default: RAG_NOW or today)')
-    sp.add_argument("--no-question-time", action="store_true",
-                    help='ignore time words in the question (search all dates) / 질문의 기간 조건 무시')
+    time_opts(sp)
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("eval", help="Recall@1/5/10 and MRR@10 (and answer metrics) on a JSONL query set")
@@ -345,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--mode", choices=("hybrid", "dense", "bm25"), default="hybrid", help=MODE_HELP)
     sp.add_argument("--answers", action="store_true", help="also measure answers and abstention (slower)")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    time_opts(sp)
     sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("ingest", help="fetch new articles from RSS/Atom feeds or news sitemaps and index them")

@@ -37,6 +37,9 @@ NOW = dt.date(2025, 8, 13)  # a Wednesday
         ("in the past 3 days", "2025-08-11", "2025-08-13", False),
         ("the latest news in August 2025", "2025-08-01", "2025-08-31", True),
         ("10월 초 행사", "2024-10-01", "2024-10-10", False),  # a month still to come: last year's
+        ("이번 주말에 비 와?", "2025-08-16", "2025-08-17", False),  # the weekend, not the whole week
+        ("지난 주말 행사", "2025-08-09", "2025-08-10", False),
+        ("What happened last weekend?", "2025-08-09", "2025-08-10", False),
     ],
 )
 def test_ranges(question: str, start: str, end: str, recent: bool) -> None:
@@ -59,6 +62,16 @@ def test_latest_is_a_preference_not_a_range(question: str) -> None:
 ])
 def test_no_time_words_no_range(question: str) -> None:
     assert resolve_time(question, NOW) is None
+
+
+def test_calendar_dates_are_told_from_spans_before_today() -> None:
+    """A range naming calendar dates keeps undated articles (rag.search.timescope); "last week" does not."""
+    for q in ("2025년 8월 수출", "8월 초 선정된 팀", "in August 2025", "1989년 6월 30일 평양축전"):
+        r = resolve_time(q, NOW)
+        assert r is not None and r.calendar, q
+    for q in ("지난주 소식", "오늘 기사", "last week", "최근 7일", "this year"):
+        r = resolve_time(q, NOW)
+        assert r is not None and not r.calendar, q
 
 
 def test_reference_day() -> None:

@@ -50,7 +50,33 @@ def test_explicit_filter_wins_and_plain_questions_keep_their_filters() -> None:
 def test_a_range_no_article_falls_in_is_not_applied() -> None:
     f, ts = scope("1989년 6월 30일 평양축전에 파견된 인물은?", None, NOW, published=["2025-08-01", ""])
     assert ts is not None and not ts.applied and (ts.date_from, ts.date_to) == ("1989-06-30", "1989-06-30")
-    assert f is not None and not f.active()
+    assert f is None  # the caller's filters, untouched: retrieval exactly as without the words
+
+
+def test_a_question_naming_dates_keeps_undated_articles_a_span_before_today_does_not() -> None:
+    from rag.answer.timeline import label
+
+    pub = ["2025-08-04", "2025-07-15", ""]
+    f, ts = scope("2025년 8월 리벨리온 투자 소식은?", None, NOW, published=pub)
+    assert f is not None and f.undated and (f.date_from, f.date_to) == ("2025-08-01", "2025-08-31")
+    assert ts is not None and ts.applied and ts.undated and ts.to_json()["undated"] is True
+    assert label(ts, "ko") == "2025-08-01 ~ 2025-08-31 기사와 날짜 없는 기사에서 찾았습니다"
+    f, ts = scope("지난주 리벨리온 투자 소식은?", None, NOW, published=pub)
+    assert f is not None and not f.undated and ts is not None and not ts.undated
+    f, ts = scope("2025년 8월 소식은?", None, NOW, published=pub[:2])  # nothing undated to keep
+    assert f is not None and not f.undated
+    f, ts = scope("2025년 8월 소식은?", Filters(date_from="2025-08-01"), NOW, published=pub)
+    assert f is not None and not f.undated  # an explicit filter leaves undated articles out, as before
+
+
+def test_latest_over_an_index_without_dates_changes_nothing() -> None:
+    from rag.answer.timeline import label
+
+    f, ts = scope("Where was the latest case of H5N1 identified?", None, NOW, published=["", "", ""])
+    assert f is None and ts is not None and ts.recent and not ts.applied
+    assert label(ts, "en") == "The articles have no dates, so newer ones could not be ranked first"
+    f, ts = scope("Where was the latest case of H5N1 identified?", None, NOW, published=["2025-08-01", "2025-08-02"])
+    assert f is not None and f.recent and ts is not None and ts.applied
 
 
 def _cite(n: int, doc: str, quote: str, published: str, outlet: str) -> Citation:
@@ -76,6 +102,34 @@ def test_conflicting_reports_lead_with_the_newest_and_name_the_earlier() -> None
     assert disagree("selected five teams", "now has four teams") and not disagree("five teams", "5 teams")
     assert disagree("exports of 15 billion dollars", "exports at 14 billion dollars")
     assert not disagree("2025년 8월 4일 발표", "2025년 8월 8일 발표")  # dates are not quantities
+
+
+def test_conflicting_names_lead_with_the_newest_report() -> None:
+    from rag.answer.conflicts import names_disagree
+
+    q = "누리랩스 대표이사는 누구인가?"
+    old = "AI 스타트업 누리랩스는 김하늘 최고기술책임자를 새 대표이사로 선임했다."
+    new = "누리랩스는 박준서 전 네이버 상무를 신임 대표이사로 선임했다."
+    assert names_disagree(q, new, old)
+    assert not names_disagree("누리랩스는 어떤 회사인가?", new, old)  # not asking for a name
+    assert not names_disagree(q, new, "누리랩스는 박준서 대표 체제에서 투자를 유치했다.")  # the same person
+    assert not names_disagree(q, new, "한빛로보틱스는 이도윤을 새 대표이사로 선임했다.")  # another company
+    en_q = "Who won the Seoul AI Startup Award?"
+    assert names_disagree(en_q, "The Seoul AI Startup Award went to Farmind after a scoring error was corrected.",
+                          "The Seoul AI Startup Award went to MediLens, a medical imaging startup.")
+    assert not names_disagree(en_q, "The Seoul AI Startup Award went to Farmind.",
+                              "Farmind hired Jane Park from the Seoul AI Startup Award jury.")  # no shared role
+    hq = "공공 AI 해커톤 대상은 어느 팀이 받았나?"  # team names Kiwi does not tag, written "X팀"
+    assert names_disagree(hq, "공공 AI 해커톤 주최 측은 오류를 바로잡아 대상 수상팀을 미리내팀으로 정정했다.",
+                          "공공 AI 해커톤에서 오로라팀이 대상을 받았다.")
+    assert not names_disagree(hq, "공공 AI 해커톤에서 오로라팀이 대상을 받았다고 주최 측이 다시 밝혔다.",
+                              "공공 AI 해커톤에서 오로라팀이 대상을 받았다.")
+    older = _cite(1, "ceo-1", old, "2025-07-21", "바이라인네트워크")
+    newer = _cite(2, "ceo-2", new, "2025-08-07", "테크데일리")
+    a = order_conflicts(dataclasses.replace(_answer("ko", older, newer), question=q))
+    assert a.answer.startswith("가장 최근인 2025-08-07 테크데일리 보도에 따르면 누리랩스는 박준서")
+    assert "앞서 2025-07-21 바이라인네트워크 보도는 다르게 전했습니다: AI 스타트업 누리랩스는 김하늘" in a.answer
+    assert [c.doc_id for c in a.citations] == ["ceo-2", "ceo-1"]
 
 
 def test_dates_named_when_asked_about_time_or_spread_over_weeks_undated_marked() -> None:
@@ -123,6 +177,73 @@ def test_questions_without_time_words_retrieve_exactly_as_before(tl) -> None:  #
         assert [h.chunk.chunk_id for h in gather(retriever, q, settings=s).hits] == before
 
 
+def test_search_and_eval_resolve_time_words_as_answers_do(tl, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    from rag.cli import main
+    from rag.search.evaluate import Query, evaluate_retrieval
+    from rag.search.timescope import search_scoped
+
+    retriever, s = tl
+    plain = ["K-AI 파운데이션 모델 공모 마감일은?", "How many GPUs does the Seoul data centre offer?"]
+    timed = ["2025년 8월 리벨리온 투자 유치 소식은?", "지난주 리벨리온 투자 유치 소식은?"]
+    found = search_scoped(retriever, plain + timed, k=5, now=NOW)
+    for q, (hits, ts) in zip(plain, found, strict=False):  # no time words: the same hits as a plain search
+        assert ts is None and [h.chunk.chunk_id for h in hits] == [h.chunk.chunk_id for h in retriever.search(q, k=5)]
+    named, relative = found[2][0], found[3][0]
+    assert "rebellions" in [h.chunk.doc_id for h in named]  # undated, kept by a range naming dates
+    assert all(h.published.startswith("2025-08") for h in named if h.published)
+    assert relative and all("2025-08-04" <= h.published <= "2025-08-10" for h in relative)  # undated left out
+
+    assert main(["search", "지난주 K-AI 참여 팀은?", "--index", s.index_dir, "--now", NOW, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    days = [retriever.index.docs[h["doc_id"]]["published"] for h in out["hits"]]
+    assert out["time"]["from"] == "2025-08-04" and days and all("2025-08-04" <= d <= "2025-08-10" for d in days)
+    assert main(["search", "지난주 K-AI 참여 팀은?", "--index", s.index_dir, "--json", "--no-question-time"]) == 0
+    assert json.loads(capsys.readouterr().out)["time"] is None
+
+    qs = [Query("a", "지난주 K-AI 참여 팀은 몇 개로 줄었나?", "ko", gold_ids=("kai-four",))]
+    on = evaluate_retrieval(retriever, qs, now=NOW)
+    assert on["time_words"] == {"questions": 1, "applied": 1} and on["all"]["recall@1"] == 1.0
+    assert evaluate_retrieval(retriever, qs, now=NOW, question_time=False)["time_words"]["questions"] == 0
+
+
+def test_llm_answers_carry_dates_and_mark_undated_articles(tl) -> None:  # type: ignore[no-untyped-def]
+    """The date rule for LLM answers, checked with the fake LLM: the prompt gives every passage's date or
+    says it is undated; the citations carry the dates; the answer names each cited date or "undated"."""
+    from fake_llm import FakeLLM
+
+    from rag.answer.compose import answer
+    from rag.answer.evidence import gather
+
+    retriever, s = tl
+    q = "What have Korean startups recently done with open-source language models and chip exports?"
+    f, _ = scope(q, None, NOW, published=[m.get("published", "") for m in retriever.index.docs.values()])
+    hits = gather(retriever, q, settings=s, filters=f).hits
+    n_undated = next(i for i, h in enumerate(hits, 1) if h.chunk.doc_id == "undated-en")
+    n_dated = next(i for i, h in enumerate(hits, 1) if h.published)
+    server = FakeLLM().start()
+    try:
+        server.reply = (f"Korean startups are turning to open-source language models to cut costs [{n_undated}]. "
+                        f"{hits[n_dated - 1].chunk.text.split('. ')[0]} [{n_dated}].")
+        llm = dataclasses.replace(s, llm_base_url=server.base_url, llm_model="tiny", llm_timeout=5.0, llm_retries=0)
+        a = answer(retriever, q, settings=llm)
+        prompt = server.last["messages"][1]["content"]
+        server.reply = f"On August 5, 2025, Korean startups turned to open-source language models [{n_undated}]."
+        made_up = answer(retriever, q, settings=llm)  # a date the undated article does not give
+    finally:
+        server.stop()
+    assert a.mode == "llm" and not a.abstained, a.to_json()
+    assert 'published="undated"' in prompt and f'published="{hits[n_dated - 1].published}"' in prompt
+    by_doc = {c.doc_id: c for c in a.citations}
+    assert by_doc["undated-en"].published == ""  # never given a date
+    dated = by_doc[hits[n_dated - 1].chunk.doc_id]
+    assert dated.published == hits[n_dated - 1].published
+    line = a.answer.splitlines()[-1]
+    assert line.startswith("Sources: ")
+    assert f"[{by_doc['undated-en'].n}] Korea Tech Times (undated article)" in line
+    assert f"({dated.published[:10]})" in line
+    assert made_up.mode == "extractive" and "2025-08-05" not in made_up.answer  # not accepted: quoted instead
+
+
 def _bench():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("timeline_eval", DATA.parents[2] / "bench" / "timeline_eval.py")
     assert spec and spec.loader
@@ -160,6 +281,10 @@ def test_api_and_cli_carry_the_range(tl, capsys: pytest.CaptureFixture[str]) -> 
     assert removed["time"] is None
     explicit = client.post("/api/ask", json={"question": q, "from": "2025-08-01", "to": "2025-08-05"}).json()
     assert (explicit["time"]["from"], explicit["time"]["source"]) == ("2025-08-01", "filter")
+    found = client.post("/api/search", json={"question": q, "k": 3}).json()
+    assert found["time"]["from"] == "2025-08-11" and found["hits"]
+    assert all(retriever.index.docs[h["doc_id"]]["published"] >= "2025-08-11" for h in found["hits"])
+    assert client.post("/api/search", json={"question": q, "question_time": False}).json()["time"] is None
 
     assert main(["ask", "지난달 K-AI 관련 소식은?", "--index", s.index_dir, "--now", "2025-08-13", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -87,7 +87,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def evaluate_answers(retriever: Retriever, queries: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+def evaluate_answers(retriever: Retriever, queries: list[dict[str, Any]], settings: Settings,
+                     question_time: bool = True) -> dict[str, Any]:
     """Accuracy and abstention rates, overall and per question language.
 
     Args:
@@ -98,7 +99,7 @@ def evaluate_answers(retriever: Retriever, queries: list[dict[str, Any]], settin
     for q in queries:
         question = str(q.get("question", ""))
         t0 = time.perf_counter()
-        a = answer(retriever, question, settings=settings)
+        a = answer(retriever, question, settings=settings, question_time=question_time)
         times.append(time.perf_counter() - t0)
         golds = [str(g) for g in (q.get("answer_any") or q.get("answers") or [])]
         answerable = bool(q.get("answerable", True))

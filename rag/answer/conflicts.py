@@ -4,9 +4,14 @@ News updates itself: "5개 팀 선정" on 2025-08-01, "4개 팀으로 줄어" on
 When an extractive answer quotes both, :func:`order_conflicts` leads with the
 newest article and says that an earlier report (date, outlet) said otherwise,
 citing both. Two quotes conflict when they come from different documents with
-different publication days and count the same unit ("팀", "곳", "%", "teams")
-with different numbers. Conflicting names (a different CEO) are not detected:
-telling a changed name from a second person needs more than surface text.
+different publication days and either count the same unit ("팀", "곳", "%",
+"teams") with different numbers, or answer a who/which question with different
+names for the same role (a new chief executive, a corrected prize winner:
+:func:`names_disagree`). Names are compared only when the question asks for a
+name, both sentences share a role word ("대표", "대상", "chief executive",
+"won") and mention what the question names, and each names someone the other
+does not, so two people quoted side by side for different things are not taken
+for a disagreement.
 """
 
 from __future__ import annotations
@@ -57,6 +62,47 @@ def disagree(a: str, b: str) -> bool:
     return any(qa[u] != qb[u] and not (qa[u] & qb[u]) for u in qa.keys() & qb.keys())
 
 
+# a role or a prize that one person, team or company holds at a time: the heads of an organisation, winners
+_ROLE = re.compile(
+    r"(?i)대표|사장|회장|의장|위원장|장관|총장|감독|최고경영자|대상|우승|최우수상|1위|당선"
+    r"|chief executive|\bceo\b|\bchair(?:man|woman|person)?\b|\bpresident\b|\bminister\b|\bwinner\b"
+    r"|\bwon\b|\bwins?\b|\baward\b|\bprize\b|\bwent to\b"
+)
+
+
+# "미리내팀", "오로라 팀": a team's name that Kiwi does not tag as a proper noun ("참가팀", "우승팀" are not names)
+_TEAM = re.compile(r"(?<![\w가-힣])(?!(?:참가|우승|수상|본선|결선|선정|상위|하위|각|전체|나머지|다른|한|두|세|네)\s*팀)"
+                   r"([가-힣A-Za-z][가-힣A-Za-z0-9]{1,15})\s?팀(?=[이가은는을를의과와도]|으로|로|\b|\s|$)")
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\s+", "", text).casefold()
+
+
+def names_disagree(question: str, a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` answer a who/which question with different names for the same role
+    ("김하늘을 새 대표이사로" / "박준서를 신임 대표이사로"; "went to MediLens" / "went to Farmind"): the
+    question asks for a name, both sentences name a role word in common and every name the question
+    gives, and each names someone the other does not."""
+    from rag.answer.nearmiss import answer_type, names
+
+    if answer_type(question) != "name":
+        return False
+    roles_a = {m.group(0).lower() for m in _ROLE.finditer(a)}
+    if not roles_a & {m.group(0).lower() for m in _ROLE.finditer(b)}:
+        return False
+    asked = [_fold(n) for n in names(question)]
+    if not all(n in _fold(a) and n in _fold(b) for n in asked):
+        return False  # not both about what the question names
+
+    def own(text: str, other: str) -> set[str]:
+        found = [*names(text), *_TEAM.findall(text)]
+        return {n for n in map(_fold, found)
+                if n not in _fold(other) and not any(q in n or n in q for q in asked)}
+
+    return bool(own(a, b) and own(b, a))
+
+
 def _day(c: Citation) -> str:
     return c.published[:10] if _ISO_DAY.fullmatch(c.published[:10]) else ""
 
@@ -68,7 +114,8 @@ def order_conflicts(a: Answer) -> Answer:
     dated = sorted((c for c in a.citations if _day(c)), key=lambda c: (_day(c), -c.n), reverse=True)
     newest, older = None, []
     for cand in dated:  # the newest quote that an earlier article contradicts
-        older = [c for c in dated if c.doc_id != cand.doc_id and _day(c) < _day(cand) and disagree(cand.quote, c.quote)]
+        older = [c for c in dated if c.doc_id != cand.doc_id and _day(c) < _day(cand)
+                 and (disagree(cand.quote, c.quote) or names_disagree(a.question, cand.quote, c.quote))]
         if older:
             newest = cand
             break

@@ -76,8 +76,7 @@ def messages(ev: Evidence, hits: list[Hit], refusal: str) -> list[dict[str, str]
         attrs = f'n="{n}" title="{_attr(h.title)}"'
         if h.outlet:
             attrs += f' outlet="{_attr(h.outlet)}"'
-        if h.published:
-            attrs += f' published="{_attr(h.published)}"'
+        attrs += f' published="{_attr(h.published)}"' if h.published else ' published="undated"'
         blocks.append(f"<passage {attrs}>\n{_defuse(h.chunk.text)}\n</passage>")
     question = _defuse(ev.question)
     if ev.resolved != ev.question:

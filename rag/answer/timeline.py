@@ -1,17 +1,16 @@
 """Time in answers: the date range a question searched, and dates named in the answer text.
 
-:func:`scope` decides which publication dates an answer searches: an explicit
-filter (CLI ``--from/--to``, API ``from/to``, the page) wins; else the time
-words of the question (:mod:`rag.search.timeexpr`) against the reference day
-(``RAG_NOW`` / ``--now``, default today). A question range that no indexed
-article falls in is not applied (the answer says so and searches everything):
-"1989년 6월 30일 평양축전" names when something happened, not when the article
-appeared, and an index without such dates must still answer it.
+:func:`scope` (:mod:`rag.search.timescope`, shared with ``rag search`` and
+``rag eval``) decides which publication dates an answer searches; :func:`label`
+says so in one line shown with the answer.
 
 :func:`name_dates` rewrites an extractive answer so that each quote says who
 reported it and when ("2025-08-05 바이라인네트워크 보도에 따르면 … [1]") when the
 question is about time or the cited articles span more than a week; an
-undated article is said to be undated, never given a date. Conflicting reports
+undated article is said to be undated, never given a date. An LLM answer keeps
+its wording and gains one line with each citation's outlet and date ("출처:
+[1] 2025-08-08 테크데일리; [2] 날짜 없는 테크데일리 기사"), unless it already names
+every cited date. Conflicting reports
 across dated articles are handled by :mod:`rag.answer.conflicts`.
 """
 
@@ -19,79 +18,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 from rag.records import Answer, Citation, Sentence
-from rag.search.retrieve import Filters
-from rag.search.timeexpr import TimeRange, reference_day, resolve_time
+from rag.search.timescope import TimeScope, days, scope, without_time_words
+
+__all__ = ["TimeScope", "finish", "label", "name_dates", "scope", "source_phrase", "with_scope", "without_time_words"]
 
 SPAN_DAYS = 7  # cited articles further apart than this get their dates named in the answer
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-@dataclass(frozen=True)
-class TimeScope:
-    """The publication dates an answer searched, and why."""
-
-    date_from: str
-    date_to: str
-    source: str  # "question" (time words) or "filter" (explicit --from/--to, API, page)
-    expression: str = ""  # the question's time words
-    recent: bool = False  # newer articles preferred, relevance first
-    applied: bool = True  # False: no indexed article is dated in the range, so all were searched
-
-    def to_json(self) -> dict[str, Any]:
-        return {"from": self.date_from, "to": self.date_to, "source": self.source,
-                "expression": self.expression, "recent": self.recent, "applied": self.applied}
-
-
-def scope(
-    question: str, filters: Filters | None, now: str = "", question_time: bool = True,
-    published: list[str] | None = None,
-) -> tuple[Filters | None, TimeScope | None]:
-    """The filters to search with and the time scope to report.
-
-    Args:
-        filters: explicit filters; their dates win over the question's.
-        now: reference day YYYY-MM-DD ("" = today); ValueError when malformed.
-        question_time: False when the user removed the question's range (page chip, API).
-        published: publication dates of the indexed articles; a question range none falls in
-            is reported with ``applied=False`` and not used.
-    """
-    explicit = filters is not None and bool(filters.date_from or filters.date_to)
-    found: TimeRange | None = resolve_time(question, reference_day(now)) if question_time else None
-    recent = bool(found and found.recent)
-    if explicit:
-        assert filters is not None
-        return replace(filters, recent=recent), TimeScope(filters.date_from, filters.date_to, "filter",
-                                                          recent=recent)
-    if found is None:
-        return filters, None
-    base = filters or Filters()
-    if not found.has_range():
-        return replace(base, recent=True), TimeScope("", "", "question", found.expression, recent=True)
-    applied = published is None or any(found.date_from <= d <= found.date_to for d in _days(published))
-    out = replace(base, recent=recent)
-    if applied:
-        out = replace(out, date_from=found.date_from, date_to=found.date_to)
-    return out, TimeScope(found.date_from, found.date_to, "question", found.expression, recent, applied)
-
-
-def without_time_words(question: str, ts: TimeScope | None) -> str:
-    """The question without the time words that became its applied date range: the rest is what it asks
-    about ("지난주 K-AI 소식은?" -> "K-AI 소식은?"), so "August" is not taken for the asked subject.
-    Unchanged when no question range was applied."""
-    if ts is None or ts.source != "question" or not ts.applied or not ts.date_from or not ts.expression:
-        return question
-    rest = question.replace(ts.expression, " ", 1)
-    rest = re.sub(r"^(?:'s|의)\s+", "", " ".join(rest.split()))
-    rest = re.sub(r"\s+([?.,!])", r"\1", rest).strip(" ,")
-    return rest if re.search(r"\w", rest) else question
-
-
 def _days(published: list[str]) -> list[str]:
-    return [p[:10] for p in published if _ISO_DAY.fullmatch(p[:10])]
+    return days(published)
 
 
 def label(ts: TimeScope, lang: str, abstained: bool = False) -> str:
@@ -99,14 +38,19 @@ def label(ts: TimeScope, lang: str, abstained: bool = False) -> str:
     ko = lang == "ko"
     rng = f"{ts.date_from or '…'} ~ {ts.date_to or '…'}"
     if not ts.date_from and not ts.date_to:
+        if not ts.applied:
+            return ("기사에 날짜가 없어 최신 기사를 우선할 수 없었습니다" if ko
+                    else "The articles have no dates, so newer ones could not be ranked first")
         return ("최신 기사를 우선했습니다 (관련성이 먼저입니다)" if ko
                 else "Newer articles ranked first among relevant ones")
     if not ts.applied:
         return (f"{rng}에 나온 기사가 없어 전체 기사에서 찾았습니다" if ko
                 else f"No article was published {rng}; searched all articles")
+    where = (f"{rng} 기사와 날짜 없는 기사" if ko else f"articles published {rng} and undated ones") if ts.undated \
+        else (f"{rng} 기사" if ko else f"articles published {rng}")
     if abstained:
-        return f"{rng} 기사에서 찾아보았습니다" if ko else f"Searched articles published {rng}"
-    return f"{rng} 기사에서 찾았습니다" if ko else f"Found in articles published {rng}"
+        return f"{where}에서 찾아보았습니다" if ko else f"Searched {where}"
+    return f"{where}에서 찾았습니다" if ko else f"Found in {where}"
 
 
 def with_scope(a: Answer, ts: TimeScope | None) -> Answer:
@@ -136,10 +80,12 @@ def source_phrase(c: Citation, lang: str) -> str:
 def name_dates(a: Answer, about_time: bool) -> Answer:
     """Each quoted sentence of an extractive answer led by its source's outlet and date, when the
     question is about time or the citations span more than ``SPAN_DAYS`` days."""
-    if a.abstained or a.mode != "extractive" or not a.citations or "conflict" in a.extra:
+    if a.abstained or not a.citations or "conflict" in a.extra:
         return a
     if not about_time and _spread_days(a.citations) <= SPAN_DAYS:
         return a
+    if a.mode != "extractive":
+        return _sources_line(a)
     by_n = {c.n: c for c in a.citations}
     sentences, texts = [], []
     for s in a.sentences:
@@ -151,6 +97,24 @@ def name_dates(a: Answer, about_time: bool) -> Answer:
     first, rest = (texts[0], texts[1:]) if texts and not sentences[0].citations else ("", texts)
     body = " ".join(rest)
     return replace(a, answer=f"{first}\n{body}" if first else body, sentences=tuple(sentences))
+
+
+def _sources_line(a: Answer) -> Answer:
+    """An LLM answer (its own wording) followed by one line giving each citation's outlet and date, or
+    saying it is undated, unless the text already names every cited date and nothing cited is undated."""
+    days = [c.published[:10] if _ISO_DAY.fullmatch(c.published[:10]) else "" for c in a.citations]
+    if all(d and d in a.answer for d in days):
+        return a
+    ko = a.lang == "ko"
+    parts = []
+    for c, day in zip(a.citations, days, strict=True):
+        who = c.outlet or c.title or c.doc_id
+        if ko:
+            parts.append(f"[{c.n}] {day} {who}" if day else f"[{c.n}] 날짜 없는 {who} 기사")
+        else:
+            parts.append(f"[{c.n}] {who} ({day})" if day else f"[{c.n}] {who} (undated article)")
+    line = ("출처: " if ko else "Sources: ") + ("; ".join(parts))
+    return replace(a, answer=f"{a.answer}\n{line}", sentences=(*a.sentences, Sentence(line, (), True)))
 
 
 def finish(a: Answer, ts: TimeScope | None, docs: dict[str, dict[str, str]] | None = None,

@@ -3,7 +3,9 @@
 A query is a hit at rank r when the r-th retrieved chunk's ``doc_id`` is in its
 ``gold_ids`` or, for queries that give ``evidence`` strings, when the chunk text
 contains one of them. Queries marked ``"answerable": false`` have no evidence
-and are left out of retrieval metrics. Answer metrics live in ``answer_eval``.
+and are left out of retrieval metrics. Time words in questions ("지난주", "latest")
+are resolved as ``rag ask`` resolves them (``rag.search.timescope``). Answer
+metrics live in ``answer_eval``.
 """
 
 from __future__ import annotations
@@ -80,11 +82,18 @@ def _metrics(ranks: list[int | None]) -> dict[str, float]:
 
 
 def evaluate_retrieval(
-    retriever: Retriever, queries: Sequence[Query], k: int = 10, mode: str = "hybrid"
+    retriever: Retriever, queries: Sequence[Query], k: int = 10, mode: str = "hybrid", now: str = "",
+    question_time: bool = True,
 ) -> dict[str, Any]:
-    """Recall@k and MRR@10 overall and per query language."""
+    """Recall@k and MRR@10 overall and per query language. Time words in the questions are resolved
+    against ``now`` as answers resolve them (:mod:`rag.search.timescope`); ``question_time=False`` ignores
+    them. ``time_words`` counts the questions with time words and those whose search they changed."""
+    from rag.search.timescope import search_scoped
+
     scored = [q for q in queries if q.answerable and (q.gold_ids or q.evidence)]
-    hits = retriever.search_batch([q.question for q in scored], k=max(k, 10), mode=mode)
+    found = search_scoped(retriever, [q.question for q in scored], k=max(k, 10), now=now,
+                          question_time=question_time, mode=mode)
+    hits = [h for h, _ in found]
     ranks = [first_relevant_rank(q, h) for q, h in zip(scored, hits, strict=True)]
     by_lang: dict[str, list[int | None]] = {}
     for q, r in zip(scored, ranks, strict=True):
@@ -94,4 +103,6 @@ def evaluate_retrieval(
         "all": _metrics(ranks),
         "by_lang": {lang: _metrics(rs) for lang, rs in sorted(by_lang.items())},
         "misses": [q.id for q, r in zip(scored, ranks, strict=True) if r is None or r > 5][:50],
+        "time_words": {"questions": sum(ts is not None for _, ts in found),
+                       "applied": sum(ts is not None and ts.applied for _, ts in found)},
     }

@@ -51,11 +51,14 @@ def filter_expr(f: Filters | None) -> str:
     parts = []
     if f.outlet:
         parts.append(f"outlet == {json.dumps(f.outlet.casefold(), ensure_ascii=False)}")
+    dates = []
     if f.date_from:
-        parts.append(f'(day != "" and day >= {json.dumps(f.date_from)})')
+        dates.append(f'(day != "" and day >= {json.dumps(f.date_from)})')
     if f.date_to:
-        parts.append(f'(day != "" and day <= {json.dumps(f.date_to)})')
-    return " and ".join(parts)
+        dates.append(f'(day != "" and day <= {json.dumps(f.date_to)})')
+    if dates and f.undated:  # a question naming dates: undated documents stay (rag.search.timescope)
+        dates = [f'(day == "" or ({" and ".join(dates)}))']
+    return " and ".join(parts + dates)
 
 
 def _and(a: str, b: str) -> str:

@@ -53,6 +53,7 @@ class Filters:
     date_from: str = ""  # ISO date, inclusive; documents without a date are excluded
     date_to: str = ""  # ISO date, inclusive
     recent: bool = False  # prefer newer articles among relevant ones ("latest", "최근"; rag.search.timeexpr)
+    undated: bool = False  # documents without a date pass the date filters (a question naming dates; timescope)
 
     def active(self) -> bool:
         return bool(self.outlet or self.date_from or self.date_to)
@@ -182,8 +183,9 @@ class Retriever:
             doc_id
             for doc_id, m in self.index.docs.items()
             if (not f.outlet or m.get("outlet", "").casefold() == f.outlet.casefold())
-            and (not f.date_from or (_day(m) and _day(m) >= f.date_from))
-            and (not f.date_to or (_day(m) and _day(m) <= f.date_to))
+            and ((f.undated and not _day(m))
+                 or ((not f.date_from or (_day(m) and _day(m) >= f.date_from))
+                     and (not f.date_to or (_day(m) and _day(m) <= f.date_to))))
         }
         return np.array([i for i, c in enumerate(self.index.chunks) if c.doc_id in ok_docs], dtype=np.int64)
 

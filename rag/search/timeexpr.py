@@ -41,6 +41,7 @@ class TimeRange:
     date_to: str = ""
     expression: str = ""  # the words that said it, as written in the question
     recent: bool = False  # "latest" / "최근": prefer newer articles, relevance first
+    calendar: bool = False  # names calendar dates ("2025년 8월", "8월 초", "in August 2025"), not a span before today
 
     def has_range(self) -> bool:
         return bool(self.date_from or self.date_to)
@@ -53,6 +54,11 @@ _Handler = Callable[[re.Match[str], Day], tuple[Day, Day] | None]
 def _week(today: Day, weeks_back: int) -> tuple[Day, Day]:
     monday = today - dt.timedelta(days=today.weekday() + 7 * weeks_back)
     return monday, monday + dt.timedelta(days=6)
+
+
+def _weekend(today: Day, weeks_back: int) -> tuple[Day, Day]:
+    monday, sunday = _week(today, weeks_back)
+    return monday + dt.timedelta(days=5), sunday
 
 
 def _month(year: int, month: int) -> tuple[Day, Day]:
@@ -150,6 +156,8 @@ _PATTERNS: Sequence[tuple[re.Pattern[str], _Handler]] = [
     (re.compile(_B + r"(?:그제|그저께)"), _fixed(lambda t: (t - dt.timedelta(2), t - dt.timedelta(2)))),
     (re.compile(_B + r"(?:이번\s*주|금주)"), _fixed(lambda t: _week(t, 0))),
     (re.compile(_B + r"(?:지난\s*주|저번\s*주)"), _fixed(lambda t: _week(t, 1))),
+    (re.compile(_B + r"(?:이번\s*주말|금주\s*주말)"), _fixed(lambda t: _weekend(t, 0))),
+    (re.compile(_B + r"(?:지난\s*주말|저번\s*주말)"), _fixed(lambda t: _weekend(t, 1))),
     (re.compile(_B + r"(?:이번\s*달|이달|금월)"), _fixed(lambda t: _months_back(t, 0))),
     (re.compile(_B + r"(?:지난\s*달|저번\s*달|전월)"), _fixed(lambda t: _months_back(t, 1))),
     (re.compile(_B + r"(?:올해|금년)"), _fixed(lambda t: _month(t.year, 1)[:1] + _month(t.year, 12)[1:])),
@@ -159,6 +167,8 @@ _PATTERNS: Sequence[tuple[re.Pattern[str], _Handler]] = [
     (re.compile(r"(?i)\byesterday(?:'s)?\b"), _fixed(lambda t: (t - dt.timedelta(1), t - dt.timedelta(1)))),
     (re.compile(r"(?i)\bthis\s+week(?:'s)?\b"), _fixed(lambda t: _week(t, 0))),
     (re.compile(r"(?i)\b(?:last|past|previous)\s+week(?:'s)?\b"), _fixed(lambda t: _week(t, 1))),
+    (re.compile(r"(?i)\bthis\s+weekend(?:'s)?\b"), _fixed(lambda t: _weekend(t, 0))),
+    (re.compile(r"(?i)\b(?:last|past|previous)\s+weekend(?:'s)?\b"), _fixed(lambda t: _weekend(t, 1))),
     (re.compile(r"(?i)\bthis\s+month(?:'s)?\b"), _fixed(lambda t: _months_back(t, 0))),
     (re.compile(r"(?i)\b(?:last|previous)\s+month(?:'s)?\b"), _fixed(lambda t: _months_back(t, 1))),
     (re.compile(r"(?i)\bthis\s+year(?:'s)?\b"), _fixed(lambda t: (dt.date(t.year, 1, 1), dt.date(t.year, 12, 31)))),
@@ -187,7 +197,8 @@ def resolve_time(question: str, today: Day) -> TimeRange | None:
             a, b = span
             m = best[2]
             outside = recent is not None and (recent.end() <= m.start() or recent.start() >= m.end())
-            return TimeRange(a.isoformat(), b.isoformat(), m.group(0).strip(), recent=outside)
+            named = best[3] in (_month_range, _day_range)
+            return TimeRange(a.isoformat(), b.isoformat(), m.group(0).strip(), recent=outside, calendar=named)
     if recent:
         return TimeRange(expression=recent.group(0), recent=True)
     return None

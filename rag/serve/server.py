@@ -81,6 +81,7 @@ class _Filtered(_Body):
 class SearchRequest(_Filtered):
     question: str = Field(strict=True)
     k: int = Field(default=5, ge=1, le=50, strict=True)  # "3" and true are refused, not coerced
+    question_time: bool = Field(default=True, strict=True)  # as in /api/ask: false ignores "지난주" etc.
     id: str | int | None = Field(default=None, description="echoed back as `id` (null when not given)")
 
 
@@ -221,8 +222,8 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     def search(req: SearchRequest) -> dict[str, Any]:
         # `id`, here and in /api/ask: the request's id echoed back, null when it sent none
         q = service.check_question(req.question)
-        hits = service.search(q, req.k, req.filters())
-        return {"id": req.id, "question": q, "hits": [h.to_json() for h in hits]}
+        hits, ts = service.search_dated(q, req.k, req.filters(), req.question_time)
+        return {"id": req.id, "question": q, "time": ts, "hits": [h.to_json() for h in hits]}
 
     @app.post("/api/ask", tags=["api"], dependencies=[Depends(limited)], response_model=None)
     def ask(req: AskRequest) -> dict[str, Any] | StreamingResponse:

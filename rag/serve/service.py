@@ -252,6 +252,14 @@ class Service:
     def search(self, question: str, k: int, filters: Filters | None = None) -> list[Any]:
         return list(self.require().search(question, k, filters))
 
+    def search_dated(self, question: str, k: int, filters: Filters | None = None, question_time: bool = True
+                     ) -> tuple[list[Any], dict[str, Any] | None]:
+        """Hits with the question's time words resolved as answers resolve them, and the dates searched."""
+        from rag.search.timescope import search_scoped
+
+        [(hits, ts)] = search_scoped(self.require(), [question], k, filters, self.settings.now, question_time)
+        return hits, ts.to_json() if ts else None
+
     def answer(self, question: str, history: Sequence[Turn] = (), filters: Filters | None = None,
                question_time: bool = True) -> Answer:
         from rag.answer.compose import answer

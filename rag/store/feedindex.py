@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from rag.config import Settings
 from rag.errors import RagError
 from rag.ingest.dates import iso_date
-from rag.ingest.dedup import Article, NearDuplicates, classify
+from rag.ingest.dedup import Article, NearDuplicates, also_text, classify, signatures
 from rag.ingest.feeds import FeedItem, Fetcher, FetchError, decode_page, parse_feed
 from rag.ingest.htmlpage import html_main_text
 
@@ -147,8 +147,11 @@ class Ingestor:
         report = IngestReport(feeds=len(feeds))
         records = self._records()
         dups = NearDuplicates()
-        for p, r in records.items():
-            dups.add(_article(str(p), r))
+        known = list(records.items())
+        # stored articles' signatures come from the cache: a round does not analyse them again
+        sigs = signatures([r.get("text", "") for _, r in known], Path(self.settings.cache_dir) / "minhash.sqlite")
+        for (p, r), m in zip(known, sigs, strict=True):
+            dups.add(_article(str(p), r), m)
         for feed in feeds:
             self._feed(feed, report, records, dups)
         self._save_state()
@@ -261,15 +264,6 @@ class Ingestor:
             if src and Path(src).exists() and not any(_inside(Path(src).resolve(), Path(p)) for p in paths):
                 paths.append(src)
         return list(dict.fromkeys(paths))
-
-
-def also_text(copies: list[dict[str, str]]) -> str:
-    """The other publishers of a story, as stored in a document's ``also`` field."""
-    parts = []
-    for c in copies:
-        bits = ", ".join(b for b in (c.get("published", ""), c.get("url", "")) if b)
-        parts.append(f"{c.get('outlet') or c.get('url', '')}" + (f" ({bits})" if bits else ""))
-    return "; ".join(parts)
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -28,6 +28,7 @@ from rag.config import Settings
 from rag.errors import IndexStoreError
 from rag.ingest.chunking import chunk_with_sentences
 from rag.ingest.corpus import Problem, load_corpus
+from rag.ingest.dedup import collapse
 from rag.records import Chunk, Document
 from rag.store import checkpoint, termcache
 from rag.store.crosslex import TermVectors
@@ -60,6 +61,7 @@ class BuildReport:
     sentences_embedded: int = 0  # sentence vectors that went through the model
     terms_embedded: int = 0  # BM25 term vectors that went through the model
     resumed: int = 0  # passages taken from an interrupted build's checkpoint (rag.store.checkpoint)
+    duplicates: tuple[dict[str, str], ...] = ()  # near-duplicates not indexed: {"doc_id","kind","kept"}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class BuildReport:
             "sentences_embedded": self.sentences_embedded,
             "terms_embedded": self.terms_embedded,
             "resumed": self.resumed,
+            "duplicates": list(self.duplicates),
         }
 
 
@@ -124,8 +127,10 @@ def build_folder(
     loaded = load_corpus(corpus, settings.max_file_bytes, settings.max_line_bytes)
     old = None if rebuild else _try_load_previous(path, settings)
     params = _params(settings)
-    docs = list(loaded.documents)
-    seen = {d.doc_id for d in docs}
+    # one copy per syndicated story; corrections replace older versions (rag.ingest.dedup)
+    collapsed = collapse(loaded.documents, cache=Path(settings.cache_dir) / "minhash.sqlite")
+    docs = list(collapsed.documents)
+    seen = {d.doc_id for d in loaded.documents}  # read now (a copy left out is not "unreadable, keep the old")
     kept: list[str] = []
     if old is not None:
         # an article whose file cannot be read now keeps its previously indexed version
@@ -146,7 +151,7 @@ def build_folder(
         return BuildReport(
             str(path), len(old.docs), len(old.chunks), 0, len(old.chunks), kept=tuple(kept),
             problems=loaded.problems, up_to_date=True, seconds=time.perf_counter() - t0,
-            factory=old.manifest["faiss"]["factory"],
+            factory=old.manifest["faiss"]["factory"], duplicates=collapsed.dropped,
         )
 
     if old is not None and old.manifest.get("params", {}).get("sentence_vectors") != params["sentence_vectors"]:
@@ -189,7 +194,7 @@ def build_folder(
         str(path), len(metas), len(chunks), embedded, len(chunks) - embedded,
         added=added, updated=updated, removed=removed, kept=tuple(kept), problems=loaded.problems,
         seconds=time.perf_counter() - t0, factory=factory, sentences_embedded=n_sentences, terms_embedded=n_terms,
-        resumed=resumed,
+        resumed=resumed, duplicates=collapsed.dropped,
     )
 
 

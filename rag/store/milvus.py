@@ -208,14 +208,17 @@ class MilvusStore(Store):
         if manifest is not None:
             check_manifest(manifest, settings, where)
         loaded = load_corpus(corpus)
-        docs = list(loaded.documents)
+        from rag.ingest.dedup import collapse
+
+        # one copy per syndicated story (rag.ingest.dedup)
+        docs = list(collapse(loaded.documents, cache=Path(settings.cache_dir) / "minhash.sqlite").documents)
         old_docs = (
             {r["pk"][4:]: json.loads(r["value"]) for r in iterate(client, name + "_meta", 'pk like "doc:%"',
                                                                    ["pk", "value"])}
             if manifest is not None else {}
         )
         bad_files = {_source_file(p.path) for p in loaded.problems}
-        seen = {d.doc_id for d in docs}
+        seen = {d.doc_id for d in loaded.documents}  # read now, copies left out by de-duplication included
         kept = sorted(
             d for d, m in old_docs.items() if d not in seen and _source_file(m.get("source", "")) in bad_files
         )
