@@ -43,6 +43,7 @@ def _doc() -> str:
         ("K-AI 파운데이션 모델 공모 마감일은?", "time"),
         ("몇 천명의 학생들이 민주화를 요구하는 시위를 벌인 곳은?", "name"),
         ("부산 폭우로 통제된 터널은 몇 곳인가?", "number"),  # "곳" counts here
+        ("누리랩스는 어떤 회사인가?", ""),  # a kind, not a name
         ("문제를 제기하는 사람들이 고소된 것은 비합리적이라고 지적한 교수는?", "name"),
         ("한나라당이 불법선거자금을 모금한 액수는?", "money"),
         # "when" as a conjunction asks for no time

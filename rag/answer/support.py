@@ -203,9 +203,9 @@ _HEAD_KINDS = (
 def answer_type(question: str) -> str:
     """ "time", "money", "number", "reason", "name" or "" for the kind of answer ``question`` asks for."""
     m = _HEAD_RE.search(question.strip())
-    if m and not re.search(r"몇\s*$", question.strip()[: m.start(1)]):
+    if m and not re.search(r"(?:몇|어떤|무슨)\s*$", question.strip()[: m.start(1)]):
         # the closing noun wins ("몇 천명의 학생들이 시위를 벌인 곳은?" asks for a place), unless it is
-        # the counter of "몇" ("터널은 몇 곳인가?" asks for a number)
+        # the counter of "몇" ("터널은 몇 곳인가?" asks for a number) or asks for a kind ("어떤 회사인가?")
         for kind, rx in _HEAD_KINDS:
             if rx.search(m.group(1)):
                 return kind
