@@ -38,11 +38,12 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || \
 		echo "chromium not installed: browser tests will be skipped"; }
 
-# The long reliability suite: kill -9 at >= 20 points of a build, the hostile corpus, and a load
-# test of 50 users for 60 s (p50/p95/p99 and errors as JSON; p95 < 2 s, memory growth <= 20%),
-# schemathesis against /openapi.json.
+# The long reliability suite (make test runs a short form of each): kill -9 at every file-system
+# step of a build and at 4 moments; a load test of 50 users for 60 s (p50/p95/p99, errors and
+# memory as JSON; 0 errors, p95 < 2 s, memory growth <= 20%); schemathesis with 300 examples per
+# operation; the hostile corpus.
 soak: setup
-	RAG_SOAK=1 $(BIN)/python -m pytest -q -s tests/test_faults.py tests/test_hostile.py tests/test_load.py tests/test_schema.py tests/test_api_edges.py
+	RAG_SOAK=1 $(BIN)/python -m pytest -q -s tests/test_faults.py tests/test_load.py tests/test_schema.py tests/test_hostile.py
 
 lint: setup
 	$(BIN)/ruff check rag tests bench ui.py

@@ -1,6 +1,6 @@
 """Bounded load test of a real `rag serve` with locust (headless), JSON to stdout.
 
-    python bench/load.py --index DIR [--users 10] [--seconds 10]
+    python bench/load.py --index DIR [--users 10] [--seconds 10] [--warmup 20]
 
 Starts the server on a free port (rate limit off), warms it up, records its memory, runs
 locust's users against ``/api/ask`` with unique questions, records memory again and prints
@@ -48,6 +48,7 @@ def main() -> None:
     ap.add_argument("--index", required=True)
     ap.add_argument("--users", type=int, default=10)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=20, help="questions asked before memory is first measured")
     args = ap.parse_args()
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -64,7 +65,7 @@ def main() -> None:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.5)
-        for i in range(20):  # warm-up: lazy set-up and first allocations are not the steady state
+        for i in range(args.warmup):  # warm-up: lazy set-up and first allocations are not the steady state
             _post(url, f"warm-up question {i} KT 컨소시엄?")
         rss_warm = _rss_mb(server.pid)
         with tempfile.TemporaryDirectory() as tmp:

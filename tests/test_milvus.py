@@ -105,7 +105,7 @@ def test_milvus_ranks_like_the_folder(stores: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_filters_are_pushed_down(stores: dict[str, Any]) -> None:
     for f in (Filters(outlet="daily a"), Filters(date_from="2024-02-01"), Filters(date_from="2024-02-01",
-              date_to="2024-02-28", outlet="Weekly B"), Filters(outlet="nobody")):
+              date_to="2024-02-28", outlet="Weekly B"), Filters(outlet="nobody"), Filters(recent=True)):
         want = stores["faiss"].search(QUESTIONS[0], k=5, filters=f)
         got = stores["milvus"].search(QUESTIONS[0], k=5, filters=f)
         assert [h.chunk.chunk_id for h in got] == [h.chunk.chunk_id for h in want], f
@@ -156,3 +156,46 @@ def test_manifest_checks_and_answer_path(stores: dict[str, Any], settings: Setti
         got = answer(stores["milvus"], q, settings=settings)
         assert (got.answer, got.abstained) == (want.answer, want.abstained)
         assert [c.quote for c in got.citations] == [c.quote for c in want.citations]
+
+
+class Counting:
+    """The real Milvus client, counting the passage rows it returns with their vectors."""
+
+    def __init__(self, inner: Any, name: str) -> None:
+        self.inner, self.name = inner, name
+        self.vector_rows = 0
+        self.scans = 0
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.inner, attr)
+
+    def query(self, collection: str, **kw: Any) -> list[dict[str, Any]]:
+        rows = self.inner.query(collection, **kw)
+        if collection == self.name and "dense" in kw.get("output_fields", []):
+            self.vector_rows += len(rows)
+        return list(rows)
+
+    def query_iterator(self, collection: str, **kw: Any) -> Any:
+        self.scans += collection == self.name
+        return self.inner.query_iterator(collection, **kw)
+
+
+@pytest.mark.slow
+def test_answer_path_reads_only_candidates(stores: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer path asks Milvus for the candidates' rows by primary key and a bounded sample, never
+    for the whole collection (a million-article collection would not fit in a server)."""
+    from rag.answer import evidence
+    from rag.answer.compose import answer
+    from rag.search.milvus import MilvusIndex, MilvusRetriever
+
+    monkeypatch.setattr(evidence, "MEAN_SAMPLE", 3)
+    opened = stores["milvus"]
+    settings = replace(opened.settings, candidates=4)
+    total = stores["report"].chunks
+    for q in QUESTIONS:
+        client = Counting(opened.client, opened.name)
+        r = MilvusRetriever(MilvusIndex(client, opened.name, opened.index.manifest), opened.embedder, settings)
+        got = answer(r, q, settings=settings)
+        assert got.answer and client.scans == 0
+        # dense, BM25 and mapped-term candidates (4 each) and the sample of 3: fewer than all passages
+        assert 0 < client.vector_rows <= 3 * 4 + 3 < total, (q, client.vector_rows, total)

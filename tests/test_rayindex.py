@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,27 @@ def test_ray_index_equals_local(tmp_path: Path, settings: Settings, embedder: An
     # an unchanged corpus embeds nothing, on Ray as locally
     again = build_index(settings, [corpus], tmp_path / "ray", progress=False, embedder=remote)
     assert again.up_to_date and again.embedded == 0
+    # pooled sentence vectors (from the passage's token states) are computed in the actors, and equal
+    # the local build's; the three kinds of model calls of both builds went to one pool of 2 actors
+    pooled = replace(settings, sentence_pooling=True)
+    corpus2 = tmp_path / "two.jsonl"
+    corpus2.write_text("\n".join(rows[:1] + rows[8:9]) + "\n", encoding="utf-8")
+    build_index(pooled, [corpus2], tmp_path / "local-pooled", progress=False, embedder=embedder)
+    sent_before = remote.encoded
+    build_index(pooled, [corpus2], tmp_path / "ray-pooled", progress=False, embedder=remote)
+    assert remote.encoded > sent_before and remote.pools_started == 1 and len(remote.start()) == 2
+    a, b = load_index(tmp_path / "local-pooled", pooled), load_index(tmp_path / "ray-pooled", pooled)
+    assert a.manifest["params"]["sentence_vectors"] == b.manifest["params"]["sentence_vectors"] == "pooled"
+    assert a.sentences is not None and b.sentences is not None
+    assert np.array_equal(a.sentences.offsets, b.sentences.offsets)
+    sa, sb = a.sentences.vectors.astype(np.float32), b.sentences.vectors.astype(np.float32)
+    assert len(sa) > 0 and np.min(np.sum(sa * sb, axis=1)) > 1 - 1e-3
+    # the two kinds differ, so the comparison above can tell them apart
+    c = load_index(tmp_path / "ray", settings)
+    row_c = {ch.chunk_id: i for i, ch in enumerate(c.chunks)}
+    assert c.sentences is not None
+    cos = [float(np.min(np.sum(np.asarray(a.sentences.of(i), np.float32)
+                                * np.asarray(c.sentences.of(row_c[ch.chunk_id]), np.float32), axis=1)))
+           for i, ch in enumerate(a.chunks) if ch.chunk_id in row_c and len(a.sentences.of(i))]
+    assert cos and min(cos) < 0.99
+    remote.close()

@@ -44,7 +44,7 @@ from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
 from rag.answer.nearmiss import asked_attribute_missing, asked_words, counted, measured, subject_names
 from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
-from rag.answer.vectors import embed_sentences, memoized, rows_of, sentence_spans, stored_sentence_vectors
+from rag.answer.vectors import embed_sentences, memoized, sentence_spans, stored_sentence_vectors
 from rag.config import Settings
 from rag.ingest.corpus import HEADER_LABELS
 from rag.records import Hit, Turn
@@ -237,18 +237,16 @@ def gather(
         return ev
     embedder: Any = retriever.embedder
     ev.qvec = embedder.encode_queries([resolved])[0]
-    rows, langs = rows_of(retriever)
-    vecs = retriever.index.vectors()
-    cos = [float(vecs[rows[h.chunk.chunk_id]] @ ev.qvec) for h in ev.hits]
+    # only the hits' vectors and a sample are read: a store need not hold the index in memory
+    cos = [float(v @ ev.qvec) for v in retriever.passage_vectors([h.chunk.chunk_id for h in ev.hits])]
     best = ev.hits[max(range(len(cos)), key=lambda i: cos[i])].chunk
     # the question's average cosine with the passages in the best passage's language (cosines
     # across languages run lower), estimated on a sample of a large index
-    pool = np.flatnonzero(langs == best.lang) if best.lang else np.arange(len(vecs))
-    pool = pool[:: max(1, len(pool) // MEAN_SAMPLE)]
-    mean = float((vecs[pool] @ ev.qvec).mean()) if len(pool) else 0.0
+    sample = retriever.sample_vectors(best.lang or "", MEAN_SAMPLE)
+    mean = float((sample @ ev.qvec).mean()) if len(sample) else 0.0
     from rag.answer.meta import meta_question
 
-    ev.meta = meta_question(resolved, ev.hits, retriever.index.chunks)
+    ev.meta = meta_question(resolved, ev.hits, retriever.doc_chunks(ev.hits[0].chunk.doc_id))
     if ev.meta is not None:
         ev.abstain, ev.reason = False, "metadata"
         return ev
@@ -257,7 +255,7 @@ def gather(
     # which makes passages in both languages comparable (measured on the background set, so it
     # works for an index of any size)
     ev.baseline = by_lang
-    stored = stored_sentence_vectors(retriever, rows, ev.hits)
+    stored = stored_sentence_vectors(retriever, ev.hits)
     sent_best = max((float(v @ ev.qvec) for v in stored.values()), default=max(cos))
     _decide(ev, cos, mean, nearest, settings.min_answer_score, sent_best)
     if not ev.abstain:

@@ -1,4 +1,4 @@
-"""Vectors for the answer step: the query vector remembered, chunk rows, sentence spans and vectors.
+"""Vectors for the answer step: the query vector remembered, sentence spans and sentence vectors.
 
 Retrieval embeds the question and so does the answerer, which needs the vector
 for absolute cosines: :func:`memoized` makes that one model call. The index's
@@ -64,39 +64,22 @@ def memoized(retriever: Retriever) -> Retriever:
     return cached[1]
 
 
-def rows_of(retriever: Retriever) -> tuple[dict[str, int], np.ndarray]:
-    """Row of each chunk id and the language of each row, computed once per loaded index."""
-    index = retriever.index
-    key = id(index)
-    cached = _ROWS.get(key)
-    if cached is None or cached[0] is not index:
-        rows = {c.chunk_id: i for i, c in enumerate(index.chunks)}
-        cached = (index, rows, np.array([c.lang or "" for c in index.chunks]))
-        _ROWS.clear()  # one index per process is the common case; never grow without bound
-        _ROWS[key] = cached
-    return cached[1], cached[2]
-
-
-_ROWS: dict[int, tuple[Any, dict[str, int], np.ndarray]] = {}
-
-
 @functools.lru_cache(maxsize=4096)
 def sentence_spans(text: str, lang: str) -> tuple[tuple[int, int], ...]:
     """Sentence spans of a passage (cached: the same passages come back for many questions)."""
     return tuple(split_sentences(text, lang or None))
 
 
-def stored_sentence_vectors(retriever: Retriever, rows: dict[str, int], hits: list[Hit]) -> dict[str, np.ndarray]:
+def stored_sentence_vectors(retriever: Retriever, hits: list[Hit]) -> dict[str, np.ndarray]:
     """The sentence vectors the index holds for the hits' passages, by sentence text."""
-    stored = retriever.index.sentences
-    if stored is None:
-        return {}
     out: dict[str, np.ndarray] = {}
     for h in hits:
+        vecs = retriever.sentence_vectors(h.chunk.chunk_id)
+        if vecs is None:
+            return {}
         texts = sentence_texts(h.chunk, sentence_spans(h.chunk.text, h.chunk.lang))
-        vecs = stored.of(rows[h.chunk.chunk_id])
         if len(texts) == len(vecs):
-            out.update(zip(texts, np.asarray(vecs, dtype=np.float32), strict=True))
+            out.update(zip(texts, vecs, strict=True))
     return out
 
 

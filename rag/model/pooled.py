@@ -107,6 +107,10 @@ def encode_pooled(
     without token states): each sentence is encoded alone instead, a second pass."""
     if len(texts) != len(spans):
         raise ValueError(f"encode_pooled: {len(texts)} texts but {len(spans)} span lists")
+    remote = getattr(embedder, "encode_with_sentences", None)
+    if remote is not None:  # the model lives elsewhere (rag.store.rayindex): this function runs there
+        vectors, sents = remote(texts, spans, progress, pooled)
+        return vectors, list(sents)
     dim = embedder.dim
     passages = np.zeros((len(texts), dim), dtype=np.float32)
     sentences = [np.zeros((len(s), dim), dtype=np.float32) for s in spans]

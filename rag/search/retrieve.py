@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,29 @@ class Retriever:
 
     def chunk(self, row: int) -> Chunk:
         return self.index.chunks[row]
+
+    # ------------------------------- what the answer path reads of the index (every store has these)
+    def passage_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of these passages, float32, one row each."""
+        return np.asarray(self.index.vectors()[[self._row_of[c] for c in chunk_ids]], dtype=np.float32)
+
+    def sentence_vectors(self, chunk_id: str) -> np.ndarray | None:
+        """The stored sentence vectors of one passage (None when the index keeps none)."""
+        stored = self.index.sentences
+        return None if stored is None else np.asarray(stored.of(self._row_of[chunk_id]), dtype=np.float32)
+
+    def sample_vectors(self, lang: str, n: int) -> np.ndarray:
+        """About ``n`` passage vectors in ``lang`` ("" = any), spread evenly over the index."""
+        pool = np.flatnonzero(self._chunk_langs == lang) if lang else np.arange(len(self._chunk_langs))
+        return np.asarray(self.index.vectors()[pool[:: max(1, len(pool) // n)]])
+
+    def doc_chunks(self, doc_id: str) -> list[Chunk]:
+        """The passages of one document, in index order."""
+        return [c for c in self.index.chunks if c.doc_id == doc_id]
+
+    @cached_property
+    def _row_of(self) -> dict[str, int]:
+        return {c.chunk_id: i for i, c in enumerate(self.index.chunks)}
 
     # ----------------------------------------------------------- internal
     def _rank(

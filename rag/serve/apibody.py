@@ -5,8 +5,11 @@ A JSON string may carry a lone surrogate (``"\\ud800"``): Python parses it, but 
 (tokenizer, log, response) accepts it later. :class:`Body` refuses it up front with a ``400``
 naming the field. :func:`document_errors` makes ``/openapi.json`` say what the server really
 sends (``400`` for a bad body, not FastAPI's ``422``; ``401``, ``403``, ``405``, ``408``,
-``413``, ``429``, ``503``; server-sent events). Routes and models live in ``server`` and
-``openai_api``.
+``413``, ``429``, ``503``; server-sent events). :func:`document_rules` adds the field rules the
+server checks outside pydantic (a question with a non-space character, at most
+``RAG_MAX_QUESTION_CHARS`` long; a date bound empty or ``YYYY-MM-DD``; a chat with a user message)
+so that schemathesis's valid requests are accepted and its invalid ones refused. Routes and models
+live in ``server`` and ``openai_api``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,20 @@ _WHY = {
 }
 
 
+def _event_schema(path: str) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1: a streamed media type's ``schema`` describes each event).
+    ``/api/ask``: named ``delta``/``answer``/``error``/``done`` events with a JSON object of that
+    ``type``; the OpenAI route: unnamed events, each a JSON chunk or the final ``[DONE]``."""
+    data: dict[str, Any] = {"type": "string"}
+    if path == "/api/ask":
+        kinds = ["delta", "answer", "error", "done"]
+        data |= {"contentMediaType": "application/json", "contentSchema": {
+            "type": "object", "required": ["type"], "properties": {"type": {"enum": kinds}}}}
+        return {"type": "object", "required": ["event", "data"],
+                "properties": {"event": {"enum": kinds}, "data": data}}
+    return {"type": "object", "required": ["data"], "properties": {"data": data}}
+
+
 def document_errors(schema: dict[str, Any], streaming: set[str]) -> dict[str, Any]:
     """Rewrite FastAPI's generated schema to the errors the server sends; ``streaming``: paths whose
     ``200`` may also be ``text/event-stream``."""
@@ -81,5 +98,37 @@ def document_errors(schema: dict[str, Any], streaming: set[str]) -> dict[str, An
             for code in codes:
                 responses[code] = {"description": _WHY[code], "content": ref}
             if path in streaming and "200" in responses:
-                responses["200"].setdefault("content", {})["text/event-stream"] = {"schema": {"type": "string"}}
+                responses["200"].setdefault("content", {})["text/event-stream"] = {"schema": _event_schema(path)}
+    return schema
+
+
+DAY = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # the API's date bounds: a calendar day, nothing around it
+
+
+def document_rules(schema: dict[str, Any], max_question_chars: int, max_body_bytes: int) -> dict[str, Any]:
+    """Add to the request bodies of ``schema`` the rules the server checks itself (see the module
+    docstring). What JSON Schema cannot say (``from`` not after ``to``; the last ``user`` message
+    is the question; the whole body at most ``max_body_bytes``) is said in descriptions."""
+    models = schema.get("components", {}).get("schemas", {})
+    question = {"minLength": 1, "maxLength": max_question_chars, "pattern": r"\S",
+                "description": f"at least one non-space character, at most {max_question_chars} characters"}
+    day = {"anyOf": [{"type": "string", "maxLength": 0}, {"type": "string", "format": "date", "pattern": DAY}],
+           "default": ""}
+    for name in ("SearchRequest", "AskRequest"):
+        props = models.get(name, {}).get("properties", {})
+        if "question" in props:
+            props["question"].update(question)
+        for bound, rule in (("from", "on or after this day"), ("to", "on or before this day (not before `from`)")):
+            if bound in props:
+                props[bound] = {**day, "title": props[bound].get("title", bound),
+                                "description": f"published {rule}: YYYY-MM-DD, or empty for no bound"}
+    chat = models.get("ChatRequest", {}).get("properties", {})
+    if "messages" in chat:
+        chat["messages"]["contains"] = {"type": "object", "required": ["role"],
+                                        "properties": {"role": {"const": "user"}}}
+        chat["messages"]["description"] = ("at least one `user` message; the last one is the question "
+                                           f"(a non-space character, at most {max_question_chars} characters)")
+    for op in (o for ops in schema.get("paths", {}).values() for o in ops.values()):
+        if "requestBody" in op:
+            op["requestBody"]["description"] = f"JSON, at most {max_body_bytes} bytes (else 413)"
     return schema

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import socket
 import sys
 import threading
@@ -30,15 +31,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from pydantic import Field, field_validator
+from pydantic import Field, StrictInt, StrictStr, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.config import Settings
 from rag.errors import RagError
 from rag.ingest.dates import check_range, filter_day
 from rag.records import Turn
 from rag.search.retrieve import Filters
-from rag.serve.apibody import BAD_UNICODE, INTERNAL, Body, document_errors
+from rag.serve.apibody import BAD_UNICODE, DAY, INTERNAL, Body, document_errors, document_rules
 from rag.serve.auth import AuthError, User, is_loopback
 from rag.serve.guard import (
     ErrorShapeMiddleware,
@@ -67,7 +69,9 @@ class _Filtered(_Body):
     @field_validator("date_from", "date_to")
     @classmethod
     def _day(cls, value: str) -> str:
-        return filter_day(value) if value.strip() else ""
+        if value and not re.match(DAY, value):  # exactly what /openapi.json says: empty or YYYY-MM-DD
+            raise ValueError(f"{value!r} is not a date; write YYYY-MM-DD, e.g. 2025-08-04, or leave it empty")
+        return filter_day(value) if value else ""
 
     def filters(self) -> Filters | None:
         try:
@@ -78,11 +82,21 @@ class _Filtered(_Body):
         return f if f.active() else None
 
 
-class SearchRequest(_Filtered):
+class _Numbered(_Filtered):
+    """``id``: echoed back exactly as sent ("3" stays a string; ``true`` is refused)."""
+
+    @field_validator("id", "k", mode="before", check_fields=False)
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # JSON Schema's integer includes 4.0: read it as 4; 2.5, "4" and true are still refused
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class SearchRequest(_Numbered):
     question: str = Field(strict=True)
     k: int = Field(default=5, ge=1, le=50, strict=True)  # "3" and true are refused, not coerced
     question_time: bool = Field(default=True, strict=True)  # as in /api/ask: false ignores "지난주" etc.
-    id: str | int | None = Field(default=None, description="echoed back as `id` (null when not given)")
+    id: StrictStr | StrictInt | None = Field(default=None, description="echoed back as `id` (null when not given)")
 
 
 class HistoryTurn(_Body):
@@ -90,13 +104,13 @@ class HistoryTurn(_Body):
     content: str = Field(max_length=20_000)
 
 
-class AskRequest(_Filtered):
+class AskRequest(_Numbered):
     question: str = Field(strict=True)
     history: list[HistoryTurn] = Field(default_factory=list, max_length=50)
     stream: bool = Field(default=False, strict=True)
     # false: ignore the question's time words ("지난주"), e.g. after the range was removed on the page
     question_time: bool = Field(default=True, strict=True)
-    id: str | int | None = Field(default=None, description="echoed back as `id` (null when not given)")
+    id: StrictStr | StrictInt | None = Field(default=None, description="echoed back as `id` (null when not given)")
 
 
 class FeedbackRequest(_Body):
@@ -178,6 +192,8 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     app.state.service = service
     # Gradio adds its own permissive-for-localhost CORS unless the parent app configures CORS: this one rules.
     app.add_middleware(ErrorShapeMiddleware)  # innermost: every error below it becomes {"error": ...}
+    api_methods: dict[str, set[str]] = {}
+    app.add_middleware(_MethodGate, methods=api_methods)
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials="*" not in origins,
                        allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
                        expose_headers=["Retry-After"])
@@ -245,16 +261,17 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
 
     app.include_router(openai_router(service, limited))
     mount_docs(app)  # offline Swagger UI (rag.serve.api_docs)
-    _refuse_other_methods(app)
     app.openapi_schema = None
     make_schema = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(make_schema(), {"/api/ask", "/v1/chat/completions"})
+            schema = document_errors(make_schema(), {"/api/ask", "/v1/chat/completions"})
+            app.openapi_schema = document_rules(schema, settings.max_question_chars, settings.max_body_bytes)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    api_methods.update(_route_methods(app))
 
     gradio_js = Path(gr.__file__).parent / "templates" / "frontend" / "gradio.js"
 
@@ -284,22 +301,36 @@ def create_app(settings: Settings, retriever: Any = None) -> FastAPI:
     return app
 
 
-def _refuse_other_methods(app: FastAPI) -> None:
-    """``GET /api/ask`` is a 405 naming the allowed methods (the Gradio mount at ``/`` would say 404)."""
-    others = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-    for route in [r for r in app.routes if isinstance(r, APIRoute)]:
-        allowed = sorted(route.methods or ())
-        missing = [m for m in others if m not in allowed]
-        if not missing:
-            continue
-        app.add_api_route(route.path, _refuser(", ".join(allowed)), methods=missing, include_in_schema=False)
+class _MethodGate:
+    """405 naming the allowed methods (``Allow``) for any method an API path does not serve, TRACE
+    and QUERY included; without it the Gradio mount at ``/`` would answer 404. Inside CORS, so a
+    preflight ``OPTIONS`` is answered there first."""
+
+    def __init__(self, app: ASGIApp, methods: dict[str, set[str]]) -> None:
+        self.app, self.methods = app, methods  # path -> methods; filled once every route is defined
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root, path = scope.get("root_path", ""), scope.get("path", "")
+        path = path[len(root):] if root and path.startswith(root) else path
+        allowed = self.methods.get(path) if scope["type"] == "http" else None
+        if not allowed or scope["method"] in allowed:
+            await self.app(scope, receive, send)
+            return
+        allow = ", ".join(sorted(allowed))
+        err = ApiError(405, f"method not allowed; use {allow} / 허용되지 않는 메서드입니다", headers={"Allow": allow})
+        await _error_response(err)(scope, receive, send)
 
 
-def _refuser(allow: str) -> Any:
-    def refuse() -> None:
-        raise ApiError(405, f"method not allowed; use {allow} / 허용되지 않는 메서드입니다", headers={"Allow": allow})
-
-    return refuse
+def _route_methods(app: FastAPI) -> dict[str, set[str]]:
+    """Every JSON route's path and methods: the documented operations and the undocumented ones
+    (``HEAD /healthz``, the offline docs)."""
+    table: dict[str, set[str]] = {}
+    for path, ops in app.openapi().get("paths", {}).items():
+        table.setdefault(path, set()).update(m.upper() for m in ops)
+    for r in app.routes:
+        if isinstance(r, APIRoute):
+            table.setdefault(r.path, set()).update(r.methods or ())
+    return table
 
 
 # ----------------------------------------------------------------- serve

@@ -231,9 +231,10 @@ class Service:
         q = (question or "").strip()
         if not q:
             raise ApiError(400, "question is empty / 질문이 비어 있습니다")
-        if len(q) > self.max_question_chars:
-            raise ApiError(400, f"question is {len(q)} characters; the limit is {self.max_question_chars} / "
-                           f"질문이 너무 깁니다 ({len(q)}자, 최대 {self.max_question_chars}자)")
+        n = len(question)  # as sent, spaces included: what /openapi.json's maxLength counts
+        if n > self.max_question_chars:
+            raise ApiError(400, f"question is {n} characters; the limit is {self.max_question_chars} / "
+                           f"질문이 너무 깁니다 ({n}자, 최대 {self.max_question_chars}자)")
         return q
 
     def rate_key(self, headers: Mapping[str, str], peer: str) -> str:

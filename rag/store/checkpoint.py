@@ -37,11 +37,11 @@ def load(folder: Path, dim: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     if not folder.is_dir():
         return found
-    for f in sorted(folder.glob("*.npz")):
+    for f in sorted(folder.glob("[!.]*.npz")):  # not the ``.<name>.tmp.npz`` of a write that was killed
         try:
             with np.load(f, allow_pickle=False) as z:
                 keys, vectors, counts, sentences = z["keys"], z["vectors"], z["counts"], z["sentences"]
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError):  # EOFError: an empty file
             continue
         if vectors.shape != (len(keys), dim) or len(counts) != len(keys) or sentences.shape != (counts.sum(), dim):
             continue

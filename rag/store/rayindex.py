@@ -1,14 +1,22 @@
 """``rag index --engine ray``: the model work of an index build runs on a Ray cluster.
 
-:class:`RayEmbedder` has the embedder's interface; its ``encode_passages`` and
-``encode_queries`` send the texts through a Ray Data actor pool, one model per
-actor (``num_gpus=1`` per actor when the cluster has GPUs, else one CPU). The
-build itself is the ordinary one (:func:`rag.store.index.build_index` with this
-embedder): the same chunking, the same per-batch functions for passage,
-sentence and term vectors, the same BM25 and files, so the index equals the
-local one and format changes flow through. Without an address a local Ray
-instance is started. Corpus reading and chunking stay in the driver (they are
-cheap next to the model); this module does nothing but distribute embedding.
+:class:`RayEmbedder` has the embedder's interface. On its first call it starts
+one pool of Ray actors for the whole build, one model per actor
+(``num_gpus=1`` per actor when the cluster has GPUs, else one CPU), and every
+later call (passage vectors, sentence vectors, term vectors, each checkpoint
+block) goes to the same actors, so each loads the model once per build.
+Passages and their sentence vectors go to the actors together and the actors run
+:func:`rag.model.pooled.encode_pooled`, the function the local build runs: the
+sentence vectors are the kind the manifest records (``params.sentence_vectors``:
+``alone`` or ``pooled``, the latter from the model's token states in the actor).
+
+The build itself is the ordinary one (:func:`rag.store.index.build_index` with
+this embedder): the same chunking, BM25 and files, so the index equals the local
+one and format changes flow through. Without an address a local Ray instance is
+started. Corpus reading and chunking stay in the driver (cheap next to the
+model); this module does nothing but distribute model calls. Ray Core actors
+(``ray.util.ActorPool``) are used rather than Ray Data's ``map_batches``, whose
+actor pool lives for one dataset only and so loaded the model three times a build.
 """
 
 from __future__ import annotations
@@ -22,22 +30,31 @@ import numpy as np
 from rag.config import Settings
 from rag.errors import RagError
 
-BATCHES_PER_TASK = 4  # embedder batches per Ray Data batch: few tasks, still balanced over actors
+BATCHES_PER_TASK = 4  # embedder batches per actor call: few calls, still balanced over actors
+_DRIVER_ONLY = frozenset({"token_states", "model", "encode", "_lock"})  # model access stays in the actors
+
+Span = tuple[int, int]
 
 
-class _Encode:
-    """One Ray actor: loads the model once, embeds the batches it is given."""
+class _Encoder:
+    """One Ray actor: loads the model once, then embeds whatever it is sent."""
 
-    def __init__(self, settings: Settings, kind: str) -> None:
+    def __init__(self, settings: Settings) -> None:
         from rag.model.embed import load_embedder
 
         self.embedder = load_embedder(settings)
-        self.kind = kind
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        texts = [str(t) for t in batch["text"]]
-        fn = self.embedder.encode_passages if self.kind == "passage" else self.embedder.encode_queries
-        return {"i": batch["i"], "vector": np.asarray(fn(texts), dtype=np.float32)}
+    def ready(self) -> bool:
+        return True
+
+    def encode(self, kind: str, texts: list[str]) -> np.ndarray:
+        fn = self.embedder.encode_passages if kind == "passage" else self.embedder.encode_queries
+        return np.asarray(fn(texts), dtype=np.float32)
+
+    def pooled(self, texts: list[str], spans: list[list[Span]], pooled: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+        from rag.model.pooled import encode_pooled
+
+        return encode_pooled(self.embedder, texts, spans, None, pooled)
 
 
 def start_ray(address: str = "", num_cpus: int | None = None) -> Any:
@@ -60,7 +77,7 @@ def start_ray(address: str = "", num_cpus: int | None = None) -> Any:
 
 
 class RayEmbedder:
-    """The local embedder's metadata and tokenizer; its encoding runs in a Ray actor pool."""
+    """The local embedder's metadata and tokenizer; its model calls run in one Ray actor pool."""
 
     def __init__(self, settings: Settings, local: Any, workers: int = 0, address: str = "") -> None:
         self.settings = settings
@@ -70,11 +87,49 @@ class RayEmbedder:
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         self.num_gpus = 1 if gpus else 0
         self.workers = workers or (gpus or max(1, cpus))
-        self.encoded = 0
+        self.encoded = 0  # texts sent to the actors
+        self.pools_started = 0
+        self._actors: list[Any] = []
 
-    def __getattr__(self, name: str) -> Any:  # model_id, checksum, dim, count_tokens, ...
+    def __getattr__(self, name: str) -> Any:  # model_id, checksum, dim, count_tokens, prenormalize, ...
+        if name in _DRIVER_ONLY or name.startswith("__"):
+            raise AttributeError(name)
         return getattr(self.local, name)
 
+    # ------------------------------------------------------------- pool
+    def start(self) -> list[Any]:
+        """The actor pool, started on first use (each actor loads the model; waits until all have)."""
+        if not self._actors:
+            remote = self.ray.remote(num_cpus=0 if self.num_gpus else 1, num_gpus=self.num_gpus)(_Encoder)
+            self._actors = [remote.remote(self.settings) for _ in range(self.workers)]
+            self.ray.get([a.ready.remote() for a in self._actors])
+            self.pools_started += 1
+        return self._actors
+
+    def close(self) -> None:
+        """End the actors (a finished build; a driver that exits ends them too)."""
+        for a in self._actors:
+            self.ray.kill(a)
+        self._actors = []
+
+    def _map(self, calls: list[tuple[str, tuple[Any, ...], int]], progress: Callable[[int], None] | None) -> list[Any]:
+        """Run ``(method, args, n_texts)`` calls on the pool, results in call order."""
+        from ray.util import ActorPool
+
+        pool = ActorPool(self.start())
+        out = []
+        for (_, _, n), result in zip(calls, pool.map(lambda a, c: getattr(a, c[0]).remote(*c[1]), calls),
+                                     strict=True):
+            out.append(result)
+            self.encoded += n
+            if progress is not None:
+                progress(n)
+        return out
+
+    def _step(self) -> int:
+        return max(1, self.settings.embed_batch_size * BATCHES_PER_TASK)
+
+    # --------------------------------------------------- embedder interface
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         return self._encode("passage", texts, progress)
 
@@ -84,20 +139,25 @@ class RayEmbedder:
     def _encode(self, kind: str, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.local.dim), np.float32)
-        import ray.data
-
-        ds = ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-        out = ds.map_batches(
-            _Encode, fn_constructor_args=(self.settings, kind), batch_format="numpy",
-            batch_size=self.settings.embed_batch_size * BATCHES_PER_TASK,
-            compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(texts))),
-            num_gpus=self.num_gpus, num_cpus=0 if self.num_gpus else 1,
-        )
-        vecs = np.zeros((len(texts), self.local.dim), np.float32)
-        for batch in out.iter_batches(batch_format="numpy", batch_size=None):
-            vecs[np.asarray(batch["i"], dtype=np.int64)] = batch["vector"]
-            if progress is not None:
-                progress(len(batch["i"]))
-        self.encoded += len(texts)
+        step = self._step()
+        calls = [("encode", (kind, list(texts[i : i + step])), len(texts[i : i + step]))
+                 for i in range(0, len(texts), step)]
+        vecs = np.concatenate(self._map(calls, progress))
         print(f"rag: ray: {len(texts)} {kind} texts embedded by {self.workers} worker(s)", file=sys.stderr)
         return vecs
+
+    def encode_with_sentences(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]], progress: Callable[[int], None] | None,
+        pooled: bool,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """:func:`rag.model.pooled.encode_pooled`, run in the actors (``pooled``: sentence vectors from
+        the passage's token states, else each sentence alone), results in ``texts`` order."""
+        if not texts:
+            return np.zeros((0, self.local.dim), np.float32), []
+        step = self._step()
+        calls = [("pooled", (list(texts[i : i + step]), [list(s) for s in spans[i : i + step]], pooled),
+                  len(texts[i : i + step])) for i in range(0, len(texts), step)]
+        results = self._map(calls, progress)
+        print(f"rag: ray: {len(texts)} passages and their sentences embedded by {self.workers} worker(s)",
+              file=sys.stderr)
+        return np.concatenate([r[0] for r in results]), [s for r in results for s in r[1]]
