@@ -13,7 +13,8 @@ import pytest
 
 from rag.answer.compose import answer
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import gap, in_english, short_span
+from rag.answer.nearmiss import gap
+from rag.answer.shortspan import in_english, short_span
 from rag.answer.support import answer_type
 from rag.records import Turn
 from rag.serve.chat_html import render_answer
@@ -37,10 +38,57 @@ def _doc() -> str:
         ("카카오가 탈락한 이유로 거론된 것은 무엇인가요?", "reason"),
         ("When will the first-stage evaluation take place?", "time"),
         ("LG AI연구원이 공개한 모델의 이름은?", "name"),
+        # the noun a question closes on names the kind of answer (KorQuAD asks this way)
+        ("임종석이 여의도 농민 폭력 시위를 주도한 혐의로 지명수배 된 날은?", "time"),
+        ("K-AI 파운데이션 모델 공모 마감일은?", "time"),
+        ("몇 천명의 학생들이 민주화를 요구하는 시위를 벌인 곳은?", "name"),
+        ("부산 폭우로 통제된 터널은 몇 곳인가?", "number"),  # "곳" counts here
+        ("누리랩스는 어떤 회사인가?", ""),  # a kind, not a name
+        ("문제를 제기하는 사람들이 고소된 것은 비합리적이라고 지적한 교수는?", "name"),
+        ("한나라당이 불법선거자금을 모금한 액수는?", "money"),
+        # "when" as a conjunction asks for no time
+        ("According to the passage, what happens when a nucleus is split?", ""),
+        ("When did Peter Lenz die?", "time"),
     ],
 )
 def test_answer_type(question: str, kind: str) -> None:
     assert answer_type(question) == kind
+
+
+def test_counters_and_measures_decide_whether_a_number_answers() -> None:
+    from rag.answer.nearmiss import counted, measured
+
+    assert counted("몇 명의 법률가가 시국선언을 발표했는가?", "변호사 등 법률가 342명은 시국선언을 발표했다.")
+    assert counted("경찰관 몇 명이 사망했나?", "이 사건으로 경찰관 5명이 죽었으며")  # "사망" is not what is counted
+    assert counted("세자로 책봉된 아들은 태조의 몇 번째 아들이었는가?", "여덟째 아들 방석을 세자로 책봉하였다")
+    assert not counted("KT 컨소시엄에는 몇 개 기관이 참여했나요?", "5개 팀이 선정됐다")
+    assert measured("How many people died in the earthquake?", "The quake killed 60,000 people.")
+    assert not measured("How many people died in the earthquake?", "The city was destroyed in 1755.")
+    assert not measured("How old was Bush when he arrived?", "Bush arrived in Singapore in 2008.")
+    assert measured("허리케인 펠리시아의 최대 풍속은 얼마였나?", "최대 풍속은 시속 190킬로미터였다")
+
+
+def test_asked_attributes_are_checked_in_both_languages() -> None:
+    from rag.answer.nearmiss import asked_attribute_missing
+
+    lead = "KT는 컨소시엄을 솔트룩스 등 18개 기관으로 구성했었다."
+    assert asked_attribute_missing("How many employees does KT have?", lead)
+    assert asked_attribute_missing("KT의 직원 수는 몇 명인가?", lead)
+    assert not asked_attribute_missing("How many institutions joined KT's consortium?", lead)
+    assert not asked_attribute_missing("When did Moreh raise its Series B?", "모레는 300억원 투자 유치에 성공했다.")
+    # "lead to" and "established friendly relations" ask for no leader and no founding
+    assert not asked_attribute_missing("What could lead to an additional charge?", "A surcharge applies at night.")
+    assert not asked_attribute_missing("Who established friendly relations with invaders?", "The king welcomed them.")
+
+
+def test_subjects_are_names_written_as_words() -> None:
+    from rag.answer.nearmiss import _present, subject_names
+
+    assert not _present("KT", "최종 선발된 5개 컨소시엄은 ▲SKT ▲NC AI 등이다.")
+    assert _present("Hurricane Felicia", "Felicia, once a Category 4 storm, weakened.")
+    assert _present("Iraqi", "the prison in Iraq")
+    assert subject_names("Following the explosion, who was treated for serious injuries?", cross=False) == []
+    assert subject_names("지상파 3사중 유일하게 SBS만 단독중계를 하게 된 이유는?", cross=False) == ["SBS"]
 
 
 def test_short_span_picks_the_date_near_the_asked_words() -> None:
@@ -136,9 +184,26 @@ def test_english_over_korean_puts_the_facts_first(seed_retriever: Any) -> None:
 def test_near_misses_are_refused_or_qualified(seed_retriever: Any) -> None:
     a = answer(seed_retriever, "삼성SDS는 어떤 컨소시엄에 참여했나?")
     assert a.abstained and not a.citations
-    for q in ("업스테이지의 대표 모델 이름은 무엇인가?", "KT가 이번 사업에 투자한 금액은 얼마인가?"):
+    for q in (
+        "업스테이지의 대표 모델 이름은 무엇인가?",
+        "KT가 이번 사업에 투자한 금액은 얼마인가?",
+        "솔트룩스의 루시아3는 파라미터가 몇 개인가?",  # a number about another company is no answer
+        "How many employees does KT have?",  # across languages: the asked attribute is not stated
+    ):
         a = answer(seed_retriever, q)
         assert a.abstained or a.to_json()["qualified"] is True, q
+
+
+@pytest.mark.slow
+def test_answerable_questions_near_the_near_misses_stay_answered(seed_retriever: Any) -> None:
+    for q, gold in (
+        ("모티프테크놀로지스는 언제 출범했나?", "2월"),
+        ("모레는 투자를 얼마나 유치했어?", "300억원"),
+        ("모티프 2.6B의 파라미터는 몇 개인가?", "26억개"),
+        ("How many institutions joined KT's consortium?", "18개 기관"),
+    ):
+        a = answer(seed_retriever, q)
+        assert not a.abstained and not a.to_json()["qualified"] and gold in a.citations[0].quote, q
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 
-from rag.answer import nearmiss
+from rag.answer import nearmiss, shortspan
 from rag.answer.evidence import Evidence, Source, gather
 from rag.config import Settings
 from rag.errors import LLMError
@@ -187,10 +187,11 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         ev.resolved,
         lead.text,
         lead.sem,
-        [h.chunk.text for h in ev.hits],
+        # the headline names what a passage is about ("구리야마 히데키" above "…치료를 받았다")
+        [f"{h.title}\n{h.chunk.text}" for h in ev.hits],
         # passages in another language may name the subject in their own script ("Busan" for "부산")
         cross=lead.lang != ev.lang or any((h.chunk.lang or ev.lang) != ev.lang for h in ev.hits),
-        lead_passage=lead.hit.chunk.text,
+        lead_passage=f"{lead.hit.title}\n{lead.hit.chunk.text}",
     )
     if missing is not None:
         about = _about_subject(ev, missing.subject) if missing.kind == "fact" else None
@@ -239,7 +240,7 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
 
 def _short(ev: Evidence, lead: Source) -> dict | None:
     """The short answer inside the lead sentence in document offsets (``text == doc[start:end]``)."""
-    found = nearmiss.short_span(ev.resolved, lead.text)
+    found = shortspan.short_span(ev.resolved, lead.text)
     if found is None:
         return None
     return {"text": found.text, "start": lead.start + found.start, "end": lead.start + found.end}
@@ -255,7 +256,7 @@ def _facts_line(ev: Evidence, lead: Source, short: dict | None) -> str:
     facts first (the short answer when it is one, else numbers and Latin-script names), cited."""
     if lead.lang == ev.lang or ev.lang not in FACTS_LABEL:
         return ""
-    english = nearmiss.in_english(short["text"]) if short is not None else ""
+    english = shortspan.in_english(short["text"]) if short is not None else ""
     if english and not has_hangul(english):
         facts = [english]
     else:

@@ -12,21 +12,27 @@ Belebele ko/en and the off-topic set; see ``docs/answers.md``).
 
 Sentences are then ranked by
 
-- ``lex``: weighted share of the question's morphemes, numbers and names found
-  in the sentence (:func:`rag.answer.support.overlap`);
+- ``ask``: weighted share of the question's asked words (content words other
+  than its names and question words) found in the sentence;
 - ``cos``: cosine of the question with the sentence's passage (stored vectors);
-- ``sem``: cosine of the question with the sentence itself; computed only when
-  the sentence is in another language than the question (then words cannot
-  match), for the ``SEM_TOP`` best candidates, because embedding is the
-  expensive step on CPU; measured on the seed and dialogue questions it did not
-  help same-language questions;
+- ``sem``: cosine of the question with the sentence itself (the index's
+  sentence vectors; across languages, sentences without one are embedded, the
+  ``SEM_TOP`` best candidates);
 - ``fit``: whether the sentence holds the kind of answer asked for (a number,
-  a date, a name).
+  a date, a name, a reason);
+- ``lex`` (all of the question's words) and ``spec`` (its words weighted by
+  rarity among the retrieved sentences) are measured too; ``lex`` admits
+  supporting quotes, neither ranks (weights 0, chosen on whole sets with
+  ``bench/answer_rules.py``).
+
+:meth:`Evidence.select` picks the lead (the best sentence, or a close one that
+holds the asked type and attribute when the best does not) and its supporting
+quotes.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,14 +42,14 @@ import numpy as np
 
 from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import asked_words, subject_names
-from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens
+from rag.answer.nearmiss import asked_attribute_missing, asked_words, counted, measured, subject_names
+from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
+from rag.answer.vectors import embed_sentences, memoized, sentence_spans, stored_sentence_vectors
 from rag.config import Settings
 from rag.ingest.corpus import HEADER_LABELS
 from rag.records import Hit, Turn
 from rag.search.retrieve import Filters, Retriever
-from rag.store.sentvec import sentence_texts
-from rag.text import detect_lang, split_sentences
+from rag.text import detect_lang
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,15 @@ class Calibration:
 
 CALIBRATION = Calibration()
 SEM_TOP = 8  # sentences embedded for a question in another language than its passages (8 = 12 on seed+dialogues)
-W_LEX, W_SEM, W_COS = 0.5, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal
+W_LEX, W_SEM, W_COS = 0.0, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal; W_LEX 0: the
+# asked words (W_ASK) rank better than all the question's words (bench/answer_rules.py, notes/issue-14.md)
 W_ASK = 0.3  # the words that say what is asked (not the names), on top of ``lex``
 W_HIT = 0.3  # the retriever's fused score (0..1, relative): its ranking knows both languages
+W_SPEC = 0.0  # the rare question words (``specific``)
 W_FIT = 0.4  # bonus for a sentence holding the kind of answer asked for (a number, a date, a name, a reason)
-# W_FIT and W_ASK: 28/36 leads hold the evidence on the seed + dialogue first turns + the issue's two
-# questions (0.25/0.0 before: 25/36); grid 0.25-0.6 x 0-1.0, see docs/answers.md
+# W_LEX/W_ASK/W_FIT/W_SPEC: grid over KorQuAD (447), the dated set (52), seed (13), Belebele ko/en refusals
+# (bench/answer_rules.py; table in notes/issue-14.md): W_LEX 0 / W_ASK 0.3 keeps the lead of KorQuAD at .82
+# and brings the dated set's plain questions from .61 to .87
 MEAN_SAMPLE = 4096  # passages used to estimate the index's average cosine with a question
 MIN_CHARS = 6  # shorter "sentences" (a stray "글." or a bullet) are never quoted alone
 
@@ -97,6 +106,8 @@ class Source:
     lex: float = 0.0
     ask: float = 0.0  # share of the asked words (not the names) the sentence holds
     sem: float | None = None
+    spec: float = 0.0  # the question's words it holds, weighted by their rarity among the sources
+    sem_used: float = 0.0  # the sentence cosine the ranking used (``sem``, else an estimate from ``cos``)
     fit: float = 0.0
     score: float = 0.0
 
@@ -114,6 +125,7 @@ class Evidence:
     qvec: Any = None
     baseline: dict[str, float] = field(default_factory=dict)  # typical cosine with text, per language
     subject: str = ""  # the question's first name, as written (what it asks about)
+    want: str = ""  # the kind of answer asked for (rag.answer.support.answer_type)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def select(self, k: int) -> list[Source]:
@@ -127,18 +139,60 @@ class Evidence:
         ranked = sorted(self.sources, key=lambda s: -s.score)
         if not ranked:
             return []
-        lead = ranked[0]
+        lead = self.lead(ranked)
+        rest = [s for s in ranked if s is not lead]
         support = [
             s
-            for s in ranked[1 : max(1, k)]
+            for s in rest[: max(1, k) - 1]
             if s.score >= lead.score - SELECT_MARGIN and _supports(s, lead, self.lang, self.subject)
         ]
+        for s in rest:  # the lead's neighbour that holds the asked words ("…의견이 제기되었다. 대표적인 예가 …")
+            if len(support) >= max(1, k) - 1:
+                break
+            if s not in support and _neighbour(s, lead) and s.ask >= NEIGHBOUR_ASK:
+                support.append(s)
         return [lead, *sorted(support, key=lambda s: (s.hit.chunk.doc_id, s.start))]
+
+    def lead(self, ranked: list[Source]) -> Source:
+        """The best sentence; for a question asking for a number, an amount or a date, the best
+        one within ``PROMOTE_MARGIN`` of it that holds one, when the best does not and it is about
+        the same thing (in the best sentence's passage, or naming the asked subject)."""
+        top = ranked[0]
+        if self.answers_type(top):
+            return top
+        for s in ranked[1:PROMOTE_TOP]:
+            if s.score < top.score - PROMOTE_MARGIN:
+                break
+            about = s.hit.chunk.chunk_id == top.hit.chunk.chunk_id or (self.subject and _has(s.text, self.subject))
+            if about and self.answers_type(s):
+                return s
+        return top
+
+    def answers_type(self, s: Source) -> bool:
+        """Whether ``s`` holds the kind of answer asked for (with the asked counter: "몇 명" -> "342명")
+        and states the attribute asked about, if it is one of the common ones ("직원", "revenue")."""
+        if asked_attribute_missing(self.resolved, s.text):
+            return False
+        if self.want not in TYPED:
+            return True
+        if not s.fit:
+            return False
+        if self.want != "number" or s.lang != self.lang:
+            return True
+        return counted(self.resolved, s.text) and measured(self.resolved, s.text)
 
 
 SELECT_MARGIN = 0.3  # a second or third quote must score within this of the lead
-SUPPORT_LEX = 0.5  # ... and share this much of the question's (weighted) words
+SUPPORT_LEX = 0.4  # ... and share this much of the question's (weighted) words
 SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
+NEIGHBOUR_ASK = 0.4  # the sentence next to the lead is quoted when it holds this share of the asked words
+TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
+PROMOTE_MARGIN = 0.8  # a sentence holding the asked type becomes the lead when it scores within this of the best
+PROMOTE_TOP = 8  # ... among this many best sentences
+
+
+def _neighbour(s: Source, lead: Source) -> bool:
+    return s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id and abs(s.index - lead.index) == 1
 
 
 def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
@@ -146,11 +200,15 @@ def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
         return False  # about another party than the one asked about ("카카오는 ..." for a 코난 question)
     if s.lang == lang:  # shares the question's words, or the asked words next to the lead
         same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
-        return s.lex >= SUPPORT_LEX or (same_passage and s.ask >= SUPPORT_LEX)
+        return s.lex >= SUPPORT_LEX or (same_passage and max(s.ask, s.spec) >= SUPPORT_LEX)
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
 
 
 def _has(text: str, name: str) -> bool:
+    """Whether ``text`` names ``name``; a Latin-script name as a word ("KT" is not in "SKT")."""
+    if not re.search(r"[^\sA-Za-z0-9.&-]", name):
+        words = r"\s*".join(re.escape(w) for w in name.split())
+        return re.search(rf"(?<![A-Za-z0-9]){words}(?![A-Za-z0-9])", text, re.I) is not None
     return re.sub(r"\s+", "", name).casefold() in re.sub(r"\s+", "", text).casefold()
 
 
@@ -172,7 +230,7 @@ def gather(
     if not resolved.strip():
         ev.reason = "empty question"
         return ev
-    retriever = _memoized(retriever)
+    retriever = memoized(retriever)
     ev.hits = retriever.search(resolved, k=settings.top_k, filters=filters)
     if not ev.hits:
         ev.reason = "no passages (empty index, or filters that exclude every article)"
@@ -197,63 +255,13 @@ def gather(
     # which makes passages in both languages comparable (measured on the background set, so it
     # works for an index of any size)
     ev.baseline = by_lang
-    stored = _stored_sentence_vectors(retriever, ev.hits)
+    stored = stored_sentence_vectors(retriever, ev.hits)
     sent_best = max((float(v @ ev.qvec) for v in stored.values()), default=max(cos))
     _decide(ev, cos, mean, nearest, settings.min_answer_score, sent_best)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
         _score(ev, embedder, stored)
     return ev
-
-
-class _QueryMemo:
-    """The retriever's embedder, remembering the last few query vectors.
-
-    Retrieval embeds the question and so does the answerer (it needs the vector
-    for absolute cosines): with this wrapper that is one model call, not two.
-    """
-
-    def __init__(self, inner: Any, size: int = 32) -> None:
-        self._inner = inner
-        self._size = size
-        self._memo: dict[str, np.ndarray] = {}
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if len(texts) != 1:
-            return np.asarray(self._inner.encode_queries(texts))
-        vec = self._memo.get(texts[0])
-        if vec is None:
-            vec = np.asarray(self._inner.encode_queries(list(texts)))[0]
-            if len(self._memo) >= self._size:
-                self._memo.pop(next(iter(self._memo)))
-            self._memo[texts[0]] = vec
-        return vec[None, :]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-_MEMO: dict[int, tuple[Retriever, Retriever]] = {}
-
-
-def _memoized(retriever: Retriever) -> Retriever:
-    """A retriever over the same index whose embedder remembers query vectors (one per retriever)."""
-    if isinstance(retriever.embedder, _QueryMemo):
-        return retriever
-    cached = _MEMO.get(id(retriever))
-    if cached is None or cached[0] is not retriever or cached[1].index is not retriever.index:
-        view = type(retriever)(retriever.index, _QueryMemo(retriever.embedder), retriever.settings, retriever.fusion)
-        cached = (retriever, view)
-        if len(_MEMO) > 8:
-            _MEMO.clear()
-        _MEMO[id(retriever)] = cached
-    return cached[1]
-
-
-@functools.lru_cache(maxsize=4096)
-def sentence_spans(text: str, lang: str) -> tuple[tuple[int, int], ...]:
-    """Sentence spans of a passage (cached: the same passages come back for many questions)."""
-    return tuple(split_sentences(text, lang or None))
 
 
 def _sources(hits: list[Hit], cos: list[float]) -> list[Source]:
@@ -292,26 +300,13 @@ def _is_header(text: str, title: str) -> bool:
     return False
 
 
-def _stored_sentence_vectors(retriever: Retriever, hits: list[Hit]) -> dict[str, np.ndarray]:
-    """The sentence vectors the index holds for the hits' passages, by sentence text."""
-    out: dict[str, np.ndarray] = {}
-    for h in hits:
-        vecs = retriever.sentence_vectors(h.chunk.chunk_id)
-        if vecs is None:
-            return {}
-        texts = sentence_texts(h.chunk, sentence_spans(h.chunk.text, h.chunk.lang))
-        if len(texts) == len(vecs):
-            out.update(zip(texts, vecs, strict=True))
-    return out
-
-
 def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     """Rank the source sentences (module docstring); only cross-language questions need sentence
     vectors: the index's own (``stored``) or, for sentences it has none of, embedded now."""
     warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
     own = token_set(ev.question)
     context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
-    wants = answer_type(ev.resolved)
+    wants = ev.want = answer_type(ev.resolved)
     asked = asked_words(ev.resolved)
     for s in ev.sources:
         wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
@@ -319,13 +314,14 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
         s.ask = overlap(asked, token_set(s.text)) if wordy and asked else 0.0
         s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
         s.score = W_LEX * s.lex + W_COS * (s.cos - _base(ev, s)) + W_FIT * s.fit + W_HIT * s.hit.score
+    specific(ev, own)
     cross = [s for s in ev.sources if s.lang != ev.lang and len(_WORDY_RE.findall(s.text)) >= MIN_CHARS]
     for s in cross:
         if s.text in stored:
             s.sem = float(stored[s.text] @ ev.qvec)
     top = sorted((s for s in cross if s.sem is None), key=lambda s: -s.score)[:SEM_TOP]
     if top:
-        for s, v in zip(top, _sentence_vectors(embedder, [s.text for s in top]), strict=True):
+        for s, v in zip(top, embed_sentences(embedder, [s.text for s in top]), strict=True):
             s.sem = float(v @ ev.qvec)
     for s in ev.sources:
         if s.lang == ev.lang and s.text in stored:
@@ -336,31 +332,34 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
             sem = s.cos  # words can be compared: the passage's cosine is enough
         else:
             sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
+        s.sem_used = sem
+    rescore(ev)
+
+
+def specific(ev: Evidence, own: frozenset[str]) -> None:
+    """``spec``: the share of the question's words a sentence holds, each weighted by how rare it is
+    among the retrieved sentences. Words every retrieved sentence shares name the topic ("소토마요르",
+    "K-AI"); the rare ones name the asked detail ("기준", "마감", "대안"), which the answering sentence
+    holds and a sentence that merely restates the topic does not."""
+    sets = [token_set(s.text) for s in ev.sources]
+    n = len(sets)
+    idf = {t: math.log((n + 1) / (sum(t in ts for ts in sets) + 0.5)) * weight(t) for t in own}
+    total = sum(v for v in idf.values() if v > 0)
+    for s, ts in zip(ev.sources, sets, strict=True):
+        s.spec = sum(v for t, v in idf.items() if v > 0 and t in ts) / total if total else 0.0
+
+
+def rescore(ev: Evidence) -> None:
+    """Each source's ranking score from its measured parts (the weights are this module's ``W_*``)."""
+    for s in ev.sources:
         base = _base(ev, s)  # makes cosines of both languages comparable
-        s.score = W_LEX * s.lex + W_SEM * (sem - base) + W_COS * (s.cos - base) + W_FIT * s.fit
-        s.score += W_HIT * s.hit.score + W_ASK * s.ask
+        s.score = W_LEX * s.lex + W_SEM * (s.sem_used - base) + W_COS * (s.cos - base) + W_FIT * s.fit
+        s.score += W_HIT * s.hit.score + W_ASK * s.ask + W_SPEC * s.spec
 
 
 def _base(ev: Evidence, s: Source) -> float:
     lang = s.hit.chunk.lang or s.lang
     return ev.baseline.get(lang, ev.baseline.get("", 0.0))
-
-
-_SENTENCE_VECS: dict[tuple[str, str], np.ndarray] = {}
-SENTENCE_CACHE = 8192  # source sentence vectors kept per process (1.5 KB each)
-
-
-def _sentence_vectors(embedder: Any, texts: list[str]) -> list[np.ndarray]:
-    """Passage vectors of source sentences; a sentence of the index is embedded once per process."""
-    model = str(getattr(embedder, "checksum", "") or getattr(embedder, "model_id", ""))
-    found = {t: _SENTENCE_VECS.get((model, t)) for t in texts}
-    todo = [t for t, v in found.items() if v is None]
-    if todo:
-        if len(_SENTENCE_VECS) + len(todo) > SENTENCE_CACHE:
-            _SENTENCE_VECS.clear()
-        for t, v in zip(todo, embedder.encode_passages(todo), strict=True):
-            found[t] = _SENTENCE_VECS[(model, t)] = np.asarray(v, dtype=np.float32)
-    return [found[t] for t in texts]  # type: ignore[misc]
 
 
 def _decide(

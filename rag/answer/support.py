@@ -125,7 +125,16 @@ def check(claim: str, sources: Sequence[str], semantic: Sequence[float] | None =
 
 # what kind of answer a question wants, and how to recognise a sentence that has one
 _WANTS = (
-    ("time", re.compile(r"언제|며칠|몇\s*(년|월|일)|\bwhen\b|\bwhat\s+(year|date|time|month|day)\b", re.I)),
+    # "when" asks for a time only as the question word ("When did …", "…, when could …"), not as a
+    # conjunction ("what happens when a nucleus is split?", "When playing the accordion, which …")
+    (
+        "time",
+        re.compile(
+            r"언제|며칠|몇\s*(년|월|일)|\bwhat\s+(year|date|time|month|day)\b|"
+            r"\bwhen\s+(did|does|do|is|are|was|were|will|would|should|could|can|might|may|has|have|had|shall)\b",
+            re.I,
+        ),
+    ),
     (
         "money",
         re.compile(
@@ -145,7 +154,9 @@ _WANTS = (
 _TIME_RE = re.compile(
     r"\d+\s*(년|월|일|시|세기)|세기|년대|시대|시절|무렵|당시|때|낮|밤|아침|저녁|오전|오후|봄|여름|가을|겨울|계절|현재|시점|기간|동안|철|올해|지난해|작년|내년|하반기|상반기|(이번|지난|다음)\s*(달|주)|초|말에|"
     r"\b(19|20)\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|November|"
-    r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|tomorrow)\b",
+    r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|tomorrow|"
+    r"after|before|during|while|until|since|once|when|season|century|decade|era|period|morning|evening|"
+    r"night|week|month|year|spring|summer|autumn|fall|winter)\b",
     re.I,
 )
 _DIGIT_RE = re.compile(r"\d")
@@ -154,7 +165,8 @@ _NUMBER_WORD_RE = re.compile(
     r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
     r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|"
     r"million|billion|dozen|dozens|half|twice|single|both)\b|"
-    r"(?<![가-힣])(한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|스물)\s*(개|곳|명|팀|군데|가지|번|차례|개사|건|대|척)",
+    r"(?<![가-힣])(한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|스물)\s*(개|곳|명|팀|군데|가지|번|차례|개사|건|대|척|배)|"
+    r"(?<![가-힣])(첫|둘|셋|넷|다섯|여섯|일곱|여덟|아홉|열)\s*째|(?<![가-힣])수\s*(십|백|천|만)",
     re.I,
 )
 _REASON_RE = re.compile(
@@ -163,8 +175,40 @@ _REASON_RE = re.compile(
 _MONEY_RE = re.compile(r"\d[\d,.]*\s*[억만천조]*\s*(원|달러)|[$€£]\s*\d|\d\s*(dollars?|won|euros?)\b", re.I)
 
 
+# the noun a Korean question ends on names the kind of answer: "…지명수배 된 날은?", "…확립한 년도는?",
+# "…지적한 사람은?", "…시위를 벌인 곳은?" (measured on KorQuAD: about a third of its questions ask this way)
+_HEAD_RE = re.compile(
+    r"([가-힣]+?)\s*(?:은|는|이|가)?\s*(?:무엇|언제|누구|어디)?\s*(?:인가요|인가|입니까|이에요|예요|야|일까)?\s*[?？.]?\s*$"
+)
+_HEAD_KINDS = (
+    (
+        "time",
+        re.compile(
+            r"(년도|연도|날짜|일자|날|해|시기|시점|일시|연대|기간|"
+            r"(마감|시작|출시|개막|폐막|발매|개봉|창립|설립|시행|선고|투표|선거|기념|생|발표|공개|종료|출범)일)$"
+        ),
+    ),
+    ("money", re.compile(r"(액수|금액|비용|가격|예산)$")),
+    ("number", re.compile(r"^(기록|점수|순위|인원|횟수|개수|숫자|비율|높이|길이|무게|나이|수)$")),
+    (
+        "name",
+        re.compile(
+            r"^(사람|인물|이름|명칭|제목|곳|장소|지역|나라|국가|도시|단체|기관|회사|기업|팀|가수|배우|후보|"
+            r"선수|대통령|총리|작가|감독|학자|교수|정치인|국왕|왕|회장|대표|의장|장군|백작|앨범|노래|책|영화)$"
+        ),
+    ),
+)
+
+
 def answer_type(question: str) -> str:
     """ "time", "money", "number", "reason", "name" or "" for the kind of answer ``question`` asks for."""
+    m = _HEAD_RE.search(question.strip())
+    if m and not re.search(r"(?:몇|어떤|무슨)\s*$", question.strip()[: m.start(1)]):
+        # the closing noun wins ("몇 천명의 학생들이 시위를 벌인 곳은?" asks for a place), unless it is
+        # the counter of "몇" ("터널은 몇 곳인가?" asks for a number) or asks for a kind ("어떤 회사인가?")
+        for kind, rx in _HEAD_KINDS:
+            if rx.search(m.group(1)):
+                return kind
     for kind, rx in _WANTS:
         if rx.search(question):
             return kind
@@ -174,7 +218,7 @@ def answer_type(question: str) -> str:
 def fits(kind: str, sentence: str, question: str) -> float:
     """1.0 when ``sentence`` holds something of the wanted kind that the question does not."""
     if kind == "number":
-        if set(_DIGIT_RE.findall(sentence)) - set(_DIGIT_RE.findall(question)):
+        if numbers(sentence) - numbers(question):  # a number the question does not already hold
             return 1.0
         asked = {m.group(0).lower() for m in _NUMBER_WORD_RE.finditer(question)}
         return 1.0 if {m.group(0).lower() for m in _NUMBER_WORD_RE.finditer(sentence)} - asked else 0.0
