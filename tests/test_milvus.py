@@ -123,6 +123,9 @@ def test_incremental_upsert_and_delete(stores: dict[str, Any]) -> None:
     corpus = tmp / "changed.jsonl"
     corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     before = build_index(ms, [stores["corpus"]], tmp / "inc", progress=False, embedder=embedder).chunks
+    live = Retriever.open(ms, tmp / "inc")  # a replica serving while the collection is updated
+    live.check_every = 0.0  # type: ignore[attr-defined]
+    assert all("Pamplemousse" not in h.chunk.text for h in live.search("판교의 자몽 주스 가게 이름은?", k=3))
     fresh = build_index(ms, [corpus], tmp / "fresh", progress=False, embedder=embedder)
     assert fresh.added and fresh.embedded == fresh.chunks
     report = build_index(ms, [corpus], tmp / "inc", progress=False, embedder=embedder)
@@ -138,6 +141,10 @@ def test_incremental_upsert_and_delete(stores: dict[str, Any]) -> None:
     scratch = Retriever.open(ms, tmp / "fresh")
     for q in QUESTIONS:
         assert [h.chunk.chunk_id for h in r.search(q, k=3)] == [h.chunk.chunk_id for h in scratch.search(q, k=3)]
+        # the replica opened before the update follows it: new counts and rows, ranked as a fresh open
+        assert [(h.chunk.chunk_id, round(h.score, 6)) for h in live.search(q, k=3)] == [
+            (h.chunk.chunk_id, round(h.score, 6)) for h in r.search(q, k=3)]
+    assert live.counts == r.counts  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property
@@ -48,6 +49,7 @@ _FIELDS = ["pk", "doc_id", "text", "span_start", "span_end", "lang", "doc", "den
 QUESTIONS_PER_CALL = 32  # questions whose candidates one Milvus search call asks for
 KEYS_PER_QUERY = 512  # primary keys per query call
 REMEMBERED = 1024  # rows of recent searches kept for the answer path
+MANIFEST_CHECK_SECONDS = 1.0  # how often an open retriever looks for a newer build of its collection
 
 
 def filter_expr(f: Filters | None) -> str:
@@ -100,6 +102,14 @@ class MilvusIndex:
     def docs(self) -> dict[str, dict[str, str]]:
         rows = iterate(self.client, self.name + "_meta", 'pk like "doc:%"', ["pk", "value"])
         return {r["pk"][4:]: json.loads(r["value"]) for r in rows}
+
+    def refresh(self, manifest: dict[str, Any]) -> None:
+        """Take a newer build's manifest: forget the metadata, rows and samples read under the old one."""
+        with self._lock:
+            self.manifest = manifest
+            self.recent.clear()
+            self.samples.clear()
+            self.__dict__.pop("docs", None)
 
     def remember(self, rows: dict[str, dict[str, Any]]) -> None:
         """Keep the last ``REMEMBERED`` rows read (the answer path asks for the hits' vectors next)."""
@@ -177,6 +187,23 @@ class MilvusRetriever(Retriever):
         self.client = index.client
         self.name = index.name
         self.counts = Counts(**index.manifest["bm25"])
+        self._collection = index
+        self.check_every = MANIFEST_CHECK_SECONDS
+        self._checked = time.monotonic()
+
+    def _follow_builds(self) -> None:
+        """Replicas share one collection: at most every ``check_every`` seconds, read its manifest and,
+        when ``rag index`` wrote a newer one, take its BM25 counts and drop what was read before, so
+        every replica scores the new build as a fresh process would (the folder's live reload)."""
+        now = time.monotonic()
+        if now - self._checked < self.check_every:
+            return
+        self._checked = now
+        manifest = read_manifest(self.client, self.name)
+        if manifest is not None and manifest != self._collection.manifest:
+            check_manifest(manifest, self.settings, f"Milvus collection {self.name!r}")
+            self._collection.refresh(manifest)
+            self.counts = Counts(**manifest["bm25"])
 
     def search_batch(
         self, questions: Sequence[str], k: int | None = None, filters: Filters | None = None, mode: str = "hybrid"
@@ -184,6 +211,7 @@ class MilvusRetriever(Retriever):
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
         k = k or self.settings.top_k
+        self._follow_builds()
         if not questions or not self.counts.passages:
             return [[] for _ in questions]
         expr = filter_expr(filters)
