@@ -17,7 +17,6 @@ links of Gradio's page template relative. CORS itself is Starlette's
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rag.config import Settings
 from rag.errors import RagError
 from rag.serve.apibody import INTERNAL
+from rag.serve.auth import is_loopback
 from rag.serve.service import ApiError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -43,18 +43,9 @@ def allowed_hosts(settings: Settings) -> frozenset[str] | None:
     listed = {h.strip().lower().strip("[]") for h in settings.allowed_hosts.split(",") if h.strip()}
     if "*" in listed:
         return None
-    if not listed and not _is_loopback(settings.host):
+    if not listed and not is_loopback(settings.host):
         return None
     return frozenset(listed | set(LOOPBACK_NAMES) | {settings.host.lower().strip("[]")})
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def host_name(value: str) -> str:
