@@ -19,11 +19,16 @@ estimated (``kiwi_s_estimated``). The index is written by the product's own
   recall@10, ms per query), the evidence for ``factory_for``.
 
 Usage: python bench/million.py [--passages 1000000] [--queries 200] [--compare] [--out FILE]
+       python bench/million.py --keep DIR ...            build into DIR/idx and keep it (and DIR/vectors.f16)
+       python bench/million.py --index DIR [--against ROOT] [--rounds R]
+           only the serving part on a kept index; with ``--against`` (another checkout, e.g. main's)
+           its code and this one's are timed alternately on the same index, R rounds each, with ratios
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -260,6 +265,37 @@ def serve_child(index_dir: Path, n_queries: int) -> dict[str, Any]:
     return out
 
 
+def serve(index_dir: Path, n_queries: int, root: Path) -> dict[str, Any]:
+    """The serving part in a fresh process running the code of checkout ``root``."""
+    child = subprocess.run(
+        [sys.executable, str(root / "bench" / "million.py"), "--serve-child", str(index_dir),
+         "--queries", str(n_queries)],
+        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    if child.returncode:
+        return {"error": child.stderr[-2000:]}
+    return dict(json.loads(child.stdout.strip().splitlines()[-1]))
+
+
+def serve_rounds(index_dir: Path, n_queries: int, rounds: int, against: str) -> dict[str, Any]:
+    """Serving timed ``rounds`` times; with ``against``, that checkout first in each round, then this
+    one, and the ratios this / against of each round's p50/p95 (same index, same machine, minutes apart)."""
+    out: dict[str, Any] = {"rounds": []}
+    for _ in range(rounds):
+        row: dict[str, Any] = {"load_avg": os.getloadavg()[0]}
+        if against:
+            row["against"] = serve(index_dir, n_queries, Path(against).resolve())
+        row["this"] = serve(index_dir, n_queries, ROOT)
+        if against and "error" not in row["against"] and "error" not in row["this"]:
+            row["ratio_this_to_against"] = {
+                k: round(row["this"][k] / row["against"][k], 3)
+                for k in row["this"] if k.endswith("_ms") or k in ("peak_rss_mb", "load_s")
+                if k in row["against"] and row["against"][k]
+            }
+        out["rounds"].append(row)
+    return out
+
+
 def compare(vecs: np.ndarray, threads: int = 2) -> list[dict[str, Any]]:
     """FAISS index types on the same vectors: build s, bytes per vector, recall@10, ms per query."""
     import faiss
@@ -313,7 +349,10 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--compare", action="store_true", help="only compare FAISS index types on the vectors")
     ap.add_argument("--ivf-threshold", type=int, default=None, help="override Settings.ivf_threshold")
-    ap.add_argument("--keep", default="", help="write the index here (kept) instead of a temporary folder")
+    ap.add_argument("--keep", default="", help="build into DIR/idx and keep it (and vectors)")
+    ap.add_argument("--index", default="", help="a folder made by --keep: skip the build, time serving only")
+    ap.add_argument("--against", default="", help="with --index: a checkout timed alternately")
+    ap.add_argument("--rounds", type=int, default=1, help="with --index: alternating rounds")
     ap.add_argument("--serve-child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="", help="also write the JSON here")
     args = ap.parse_args()
@@ -326,22 +365,22 @@ def main() -> None:
     out: dict[str, Any] = {"passages": args.passages, "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()[0]}
     if args.compare:
         out["compare"] = compare(synthetic_vectors(args.passages, Model.dim))
+    elif args.index:
+        out.update(serve_rounds(Path(args.index), args.queries, args.rounds, args.against))
     else:
-        with tempfile.TemporaryDirectory(dir=args.keep or None) as d:
-            tmp = Path(d)
+        with contextlib.ExitStack() as stack:
+            if args.keep:
+                tmp = Path(args.keep)
+                tmp.mkdir(parents=True, exist_ok=True)
+            else:
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             b = build(args.passages, tmp, settings)
+            (tmp / "sentences.i8").unlink(missing_ok=True)  # the index holds its own copy
             vecs = b.pop("vectors_for_recall")
             out["build"] = b
             out["ann_recall_at_10"] = round(recall(tmp / "idx", vecs, settings), 4)
             del vecs
-            child = subprocess.run(
-                [sys.executable, __file__, "--serve-child", str(tmp / "idx"), "--queries", str(args.queries)],
-                capture_output=True, text=True, check=False,
-            )
-            if child.returncode:
-                out["serve"] = {"error": child.stderr[-2000:]}
-            else:
-                out["serve"] = json.loads(child.stdout.strip().splitlines()[-1])
+            out["serve"] = serve(tmp / "idx", args.queries, ROOT)
     out["load_avg_end"] = os.getloadavg()[0]
     text = json.dumps(out, ensure_ascii=False, indent=1)
     if args.out:
