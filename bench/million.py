@@ -262,7 +262,24 @@ def serve_child(index_dir: Path, n_queries: int) -> dict[str, Any]:
         out[f"{k}_p50_ms"], out[f"{k}_p95_ms"] = pct(v, 50), pct(v, 95)
     out["search_without_encode_p95_ms"] = pct([a - b for a, b in zip(parts["total"], parts["encode"], strict=True)], 95)
     out["peak_rss_mb"] = peak_rss_mb()
+    out["rss_mb_by_mapping"] = rss_by_mapping()
     return out
+
+
+def rss_by_mapping(top: int = 8) -> dict[str, float]:
+    """Resident MB of this process per mapped file (anonymous memory as ``[heap]``/``[anon]``), largest first."""
+    import re
+
+    rows: dict[str, int] = {}
+    name = "[anon]"
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            parts = line.split()
+            name = parts[5] if len(parts) > 5 else "[anon]"
+            name = name if name.startswith("[") else "/".join(name.split("/")[-2:])
+        elif line.startswith("Rss:"):
+            rows[name] = rows.get(name, 0) + int(line.split()[1])
+    return {k: round(v / 1024, 1) for k, v in sorted(rows.items(), key=lambda x: -x[1])[:top]}
 
 
 def serve(index_dir: Path, n_queries: int, root: Path) -> dict[str, Any]:
@@ -366,6 +383,7 @@ def main() -> None:
     if args.compare:
         out["compare"] = compare(synthetic_vectors(args.passages, Model.dim))
     elif args.index:
+        out["passages"] = json.loads((Path(args.index) / "manifest.json").read_text())["counts"]["chunks"]
         out.update(serve_rounds(Path(args.index), args.queries, args.rounds, args.against))
     else:
         with contextlib.ExitStack() as stack:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +26,9 @@ import numpy as np
 from rag.config import Settings
 from rag.records import Chunk, Hit
 from rag.search.timeexpr import prefer_recent
-from rag.store.crosslex import translatable
+from rag.store.crosslex import WORD_CACHE, translatable
 from rag.store.indexfiles import Index
+from rag.store.rowfile import MappedPages
 from rag.text import detect_lang, tokens
 
 MODES = ("hybrid", "dense", "bm25")
@@ -68,8 +68,13 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self.fusion = fusion or Fusion()
-        self._chunk_langs = np.array([c.lang or "" for c in index.chunks])
+        self._chunk_langs = index.chunks.langs  # one code per row, no passage decoded
         self._word_vectors: dict[str, np.ndarray] = {}  # question words embedded for cross-language BM25
+        self._word_terms: dict[str, str | None] = {}  # question word -> its nearest index term of the other script
+        # files this process maps read-only (BM25 arrays, FAISS, the ONNX weights): their pages are
+        # dropped from its resident memory after each search (they stay in the page cache)
+        self._pages = MappedPages((index.path, Path(settings.cache_dir) / "onnx"))
+        self._other_lang: dict[str, np.ndarray] = {}  # question language -> rows in another language
 
     @classmethod
     def open(cls, settings: Settings, index_dir: str | Path | None = None) -> Retriever:
@@ -101,7 +106,7 @@ class Retriever:
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
         k = k or self.settings.top_k
-        if not questions or not self.index.chunks:
+        if not questions or not len(self.index.chunks):
             return [[] for _ in questions]
         allowed = self._allowed(filters) if filters and filters.active() else None
         if allowed is not None and len(allowed) == 0:
@@ -118,6 +123,7 @@ class Retriever:
             scored = self._rank(q, None if qvecs is None else qvecs[i], 2 * k if recent else k, allowed, mode)
             hits = [self._hit(r + 1, row, s) for r, (row, s) in enumerate(scored)]
             out.append(prefer_recent(hits)[:k] if recent else hits)
+        self._pages.trim()
         return out
 
     def vector_of(self, row: int) -> np.ndarray:
@@ -129,12 +135,13 @@ class Retriever:
     # ------------------------------- what the answer path reads of the index (every store has these)
     def passage_vectors(self, chunk_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of these passages, float32, one row each."""
-        return np.asarray(self.index.vectors()[[self._row_of[c] for c in chunk_ids]], dtype=np.float32)
+        rows = [self.index.chunks.row_of(c) for c in chunk_ids]
+        return np.asarray(self.index.vectors()[rows], dtype=np.float32)
 
     def sentence_vectors(self, chunk_id: str) -> np.ndarray | None:
         """The stored sentence vectors of one passage (None when the index keeps none)."""
         stored = self.index.sentences
-        return None if stored is None else np.asarray(stored.of(self._row_of[chunk_id]), dtype=np.float32)
+        return None if stored is None else np.asarray(stored.of(self.index.chunks.row_of(chunk_id)), dtype=np.float32)
 
     def sample_vectors(self, lang: str, n: int) -> np.ndarray:
         """About ``n`` passage vectors in ``lang`` ("" = any), spread evenly over the index."""
@@ -143,11 +150,8 @@ class Retriever:
 
     def doc_chunks(self, doc_id: str) -> list[Chunk]:
         """The passages of one document, in index order."""
-        return [c for c in self.index.chunks if c.doc_id == doc_id]
-
-    @cached_property
-    def _row_of(self) -> dict[str, int]:
-        return {c.chunk_id: i for i, c in enumerate(self.index.chunks)}
+        store = self.index.chunks
+        return [store[int(r)] for r in store.rows_of_doc(doc_id)]
 
     # ----------------------------------------------------------- internal
     def _rank(
@@ -175,14 +179,28 @@ class Retriever:
     ) -> dict[int, float]:
         """BM25 of the question's words mapped to the other script, on other-language passages."""
         terms = self.index.terms
-        other = self._chunk_langs != qlang
+        other = self._other_lang.get(qlang)
+        if other is None:
+            other = self._other_lang.setdefault(qlang, self._chunk_langs != qlang)
         if terms is None or not self.fusion.translated or not other.any():
             return {}
         todo = sorted({w for w in words if translatable(w)})
         if not todo:
             return {}
-        mapped = terms.nearest_other_script(todo, terms.word_vectors(todo, self.embedder, self._word_vectors))
-        return _top(np.where(other, self.index.lexical.term_scores(mapped), 0.0), allowed, n_cand)
+        mapped = self._nearest_terms(todo)
+        return _top(self.index.lexical.term_scores(mapped), allowed, n_cand, keep=other)
+
+    def _nearest_terms(self, words: list[str]) -> list[str]:
+        """``TermVectors.nearest_other_script`` of each word, remembered: a word's nearest term
+        depends on the index alone, and the comparison with every term is most of the cost."""
+        terms = self.index.terms
+        todo = [w for w in words if w not in self._word_terms]
+        if todo and terms is not None:
+            found = terms.nearest_each(todo, terms.word_vectors(todo, self.embedder, self._word_vectors))
+            if len(self._word_terms) + len(todo) > WORD_CACHE:
+                self._word_terms.clear()
+            self._word_terms.update(zip(todo, found, strict=True))
+        return [t for t in (self._word_terms.get(w) for w in words) if t is not None]
 
     def _fuse(
         self, qlang: str, qvec: np.ndarray | None, dense: dict[int, float], lex: dict[int, float],
@@ -211,7 +229,7 @@ class Retriever:
                  or ((not f.date_from or (_day(m) and _day(m) >= f.date_from))
                      and (not f.date_to or (_day(m) and _day(m) <= f.date_to))))
         }
-        return np.array([i for i, c in enumerate(self.index.chunks) if c.doc_id in ok_docs], dtype=np.int64)
+        return self.index.chunks.rows_of_docs(ok_docs)
 
     def _hit(self, rank: int, row: int, score: float) -> Hit:
         c = self.index.chunks[row]
@@ -242,15 +260,18 @@ def _day(meta: dict[str, str]) -> str:
     return day if _ISO_DAY.fullmatch(day) else ""
 
 
-def _top(scores: np.ndarray, allowed: np.ndarray | None, n: int) -> dict[int, float]:
-    """The ``n`` best rows with a positive score, among ``allowed`` rows when given."""
+def _top(scores: np.ndarray, allowed: np.ndarray | None, n: int, keep: np.ndarray | None = None) -> dict[int, float]:
+    """The ``n`` best rows with a positive score, among ``allowed`` rows when given and rows where
+    ``keep`` is true; best first, ties by row. Only the rows with a score are ranked: BM25 scores
+    are sparse, and a sort or partition of all of a million scores costs more than BM25 itself."""
+    rows = np.flatnonzero(scores > 0) if allowed is None else np.asarray(allowed, np.int64)
     if allowed is not None:
-        mask = np.zeros(len(scores), dtype=bool)
-        mask[allowed] = True
-        scores = np.where(mask, scores, 0.0)
-    if len(scores) > n:  # linear time: a full sort of a million scores costs more than BM25 itself
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top], kind="stable")]
-    else:
-        top = np.argsort(-scores, kind="stable")
-    return {int(i): float(scores[i]) for i in top if scores[i] > 0}
+        rows = rows[scores[rows] > 0]
+    if keep is not None:
+        rows = rows[keep[rows]]
+    vals = scores[rows]
+    if len(rows) > n:
+        part = np.argpartition(-vals, n - 1)[:n]
+        rows, vals = rows[part], vals[part]
+    order = np.lexsort((rows, -vals))
+    return {int(rows[i]): float(vals[i]) for i in order}

@@ -49,8 +49,14 @@ class TermVectors:
 
     @classmethod
     def of(cls, terms: Sequence[str], vectors: np.ndarray) -> TermVectors:
-        return cls(tuple(terms), np.asarray(vectors, dtype=np.float32),
-                   np.array([has_hangul(t) for t in terms], dtype=bool), {t: i for i, t in enumerate(terms)})
+        """Hangul terms first, then the rest, each in the given order: a word is compared with the
+        other script's rows alone, a contiguous block (no copy, no mask per question)."""
+        hangul = np.array([has_hangul(t) for t in terms], dtype=bool)
+        vecs = np.asarray(vectors, dtype=np.float32)
+        order = np.argsort(~hangul, kind="stable")
+        if np.any(order != np.arange(len(order))):
+            terms, vecs, hangul = [terms[i] for i in order], vecs[order], hangul[order]
+        return cls(tuple(terms), vecs, hangul, {t: i for i, t in enumerate(terms)})
 
     def word_vectors(self, words: Sequence[str], embedder: Any, cache: dict[str, np.ndarray]) -> np.ndarray:
         """Vectors of question words, embedded as index terms are: a word that is an index term
@@ -64,17 +70,24 @@ class TermVectors:
 
     def nearest_other_script(self, words: Sequence[str], word_vectors: np.ndarray) -> list[str]:
         """For each word, the index term in the other script (Hangul for a Latin word and the
-        other way round) whose vector is closest to the word's."""
+        other way round) whose vector is closest to the word's (words without one are left out)."""
+        return [t for t in self.nearest_each(words, word_vectors) if t is not None]
+
+    def nearest_each(self, words: Sequence[str], word_vectors: np.ndarray) -> list[str | None]:
+        """:meth:`nearest_other_script` word by word: None where the other script has no term."""
         if not words or not self.terms:
-            return []
-        sims = np.asarray(word_vectors, dtype=np.float32) @ self.vectors.T
-        out = []
-        for i, w in enumerate(words):
-            allowed = ~self.hangul if has_hangul(w) else self.hangul
-            if not allowed.any():
+            return [None] * len(words)
+        n_hangul = int(np.count_nonzero(self.hangul))  # rows [0, n_hangul) are the Hangul terms (``of``)
+        vecs = np.asarray(word_vectors, dtype=np.float32)
+        found: list[str | None] = [None] * len(words)
+        for from_hangul, lo, hi in ((True, n_hangul, len(self.terms)), (False, 0, n_hangul)):
+            which = [i for i, w in enumerate(words) if has_hangul(w) == from_hangul]
+            if not which or lo == hi:
                 continue
-            out.append(self.terms[int(np.argmax(np.where(allowed, sims[i], -np.inf)))])
-        return out
+            best = lo + np.argmax(vecs[which] @ self.vectors[lo:hi].T, axis=1)
+            for i, row in zip(which, best.tolist(), strict=True):
+                found[i] = self.terms[row]
+        return found
 
     def save(self, folder: Path) -> None:
         np.save(folder / VECTORS_FILE, self.vectors.astype(np.float16))

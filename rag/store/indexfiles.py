@@ -1,7 +1,8 @@
 """The on-disk index folder: read it back validated, write it atomically.
 
 A folder holds ``manifest.json``, ``vectors.faiss`` (FAISS id = row of the
-chunk store), ``chunks.jsonl`` (the chunk store), ``docs.jsonl`` (document
+chunk store), ``chunks.jsonl`` and ``chunk_rows.npz`` (the chunk store, read
+lazily: ``chunkstore``), ``docs.jsonl`` (document
 metadata), ``bm25/``, the sentence vectors (``sentences.npy``,
 ``sentence_offsets.npy``, see ``sentvec``) and the BM25 term vectors
 (``terms.npy``, ``terms.json``, see ``crosslex``). :func:`write_files` writes
@@ -27,6 +28,8 @@ from rag.cachefiles import fsync_dir, recover_swap, swap_in
 from rag.config import Settings
 from rag.errors import IndexStoreError
 from rag.records import Chunk
+from rag.store import chunkstore
+from rag.store.chunkstore import ChunkStore
 from rag.store.crosslex import TERMS_FILE, TermVectors
 from rag.store.crosslex import VECTORS_FILE as TERM_VECTORS_FILE
 from rag.store.indexlock import writer_active
@@ -40,7 +43,7 @@ FORMAT = "rag-index/3"
 READABLE_FORMATS = (FORMAT, "rag-index/2")
 OLDER_FORMATS = ("rag-index/1",)
 FILES = (
-    "vectors.faiss", "chunks.jsonl", "docs.jsonl",
+    "vectors.faiss", chunkstore.CHUNKS_FILE, chunkstore.ROWS_FILE, "docs.jsonl",
     VECTORS_FILE, SCALES_FILE, OFFSETS_FILE, TERM_VECTORS_FILE, TERMS_FILE,
 )
 REBUILD_HINT = "run `rag index --rebuild` to build it again"
@@ -52,7 +55,7 @@ class Index:
 
     path: Path
     manifest: dict[str, Any]
-    chunks: list[Chunk]
+    chunks: ChunkStore  # a Sequence[Chunk] decoded row by row (memory-mapped file)
     docs: dict[str, dict[str, str]]
     faiss_index: Any
     lexical: Lexical
@@ -195,7 +198,10 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
         ivf = faiss.extract_index_ivf(fx)
         ivf.nprobe = _nprobe(manifest)
         ivf.make_direct_map()  # row -> list position, for decoding a passage's vector
-    chunks = _read_chunks(path / "chunks.jsonl")
+    try:
+        chunks = ChunkStore.open(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise IndexStoreError(f"{path / chunkstore.CHUNKS_FILE} is damaged ({e}): {REBUILD_HINT}") from None
     if len(chunks) != fx.ntotal or len(chunks) != manifest["counts"]["chunks"]:
         raise IndexStoreError(
             f"{path / 'chunks.jsonl'} holds {len(chunks)} passages but vectors.faiss holds {fx.ntotal}: {REBUILD_HINT}"
@@ -222,25 +228,12 @@ def load_index(index_dir: str | Path, settings: Settings | None = None) -> Index
     return Index(path, manifest, chunks, docs, fx, lexical, sentences, terms)
 
 
-def _read_chunks(path: Path) -> list[Chunk]:
-    """The chunk store, one row at a time (never all rows as dicts and as ``Chunk``s at once)."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return [_chunk_from_json(json.loads(line)) for line in fh if line.strip()]
-    except (OSError, ValueError, KeyError) as e:
-        raise IndexStoreError(f"{path} is damaged ({e}): {REBUILD_HINT}") from None
-
-
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     try:
         with path.open(encoding="utf-8") as fh:
             return [json.loads(line) for line in fh if line.strip()]
     except (OSError, ValueError) as e:
         raise IndexStoreError(f"{path} is damaged ({e}): {REBUILD_HINT}") from None
-
-
-def _chunk_from_json(r: dict[str, Any]) -> Chunk:
-    return Chunk(r["chunk_id"], r["doc_id"], r["text"], int(r["start"]), int(r["end"]), r.get("lang", ""))
 
 
 # ----------------------------------------------------------------- writing
@@ -260,11 +253,7 @@ def write_files(
     tmp.mkdir()
     try:
         faiss.write_index(fx, str(tmp / "vectors.faiss"))
-        with (tmp / "chunks.jsonl").open("w", encoding="utf-8") as fh:
-            for c in chunks:
-                row = {"chunk_id": c.chunk_id, "doc_id": c.doc_id, "start": c.start, "end": c.end,
-                       "lang": c.lang, "text": c.text}
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        chunkstore.write(tmp, chunks)
         with (tmp / "docs.jsonl").open("w", encoding="utf-8") as fh:
             for m in metas:
                 fh.write(json.dumps(m, ensure_ascii=False) + "\n")

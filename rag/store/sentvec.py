@@ -6,8 +6,9 @@ question against a Korean article). The retriever adds the best sentence's
 similarity to the passage's own (see ``retrieve``). This module chooses the
 sentences, gets their vectors with the passage's own (one forward pass, see
 ``rag.model.pooled``), saves them int8 scalar-quantised (one scale per
-sentence) in ``.npy`` files of the index folder, memory-maps them on load, and
-scores candidate passages. It knows
+sentence) in ``.npy`` files of the index folder, reads the rows a question
+needs from them on demand (``rowfile.RowFile``: not a memory map, which would
+pin hundreds of KB of the file per row read), and scores candidate passages. It knows
 nothing about FAISS, BM25 or fusion.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from rag.model.pooled import Span, encode_pooled
 from rag.records import Chunk
+from rag.store.rowfile import RowFile
 from rag.text import split_sentences
 
 VECTORS_FILE = "sentences.npy"  # int8 (n_sentences, dim); float16 in an index written before quantisation
@@ -35,9 +37,9 @@ MIN_CHARS = 10  # shorter sentences ("네.", a dateline) match too many question
 class SentenceVectors:
     """Sentence vectors of every passage, grouped by passage row."""
 
-    vectors: np.ndarray  # float16 (n_sentences, dim), L2-normalised; int8 codes when ``scales`` is set
+    vectors: np.ndarray | RowFile  # float16 (n_sentences, dim), L2-normalised; int8 codes when ``scales`` is set
     offsets: np.ndarray  # int64 (n_passages + 1,)
-    scales: np.ndarray | None = None  # float32 (n_sentences,): the value of one int8 step, per row
+    scales: np.ndarray | RowFile | None = None  # float32 (n_sentences,): the value of one int8 step, per row
 
     @classmethod
     def empty(cls, n_passages: int, dim: int) -> SentenceVectors:
@@ -71,17 +73,18 @@ class SentenceVectors:
 
     def save(self, folder: Path) -> None:
         """Write the int8 codes, their scales and the offsets (see :func:`quantise`)."""
-        codes, scales = (self.vectors, self.scales) if self.scales is not None else quantise(self.vectors)
+        codes, scales = (self.vectors, self.scales) if self.scales is not None else quantise(np.asarray(self.vectors))
         np.save(folder / VECTORS_FILE, np.ascontiguousarray(codes, dtype=np.int8))
         np.save(folder / SCALES_FILE, np.ascontiguousarray(scales, dtype=np.float32))
         np.save(folder / OFFSETS_FILE, np.ascontiguousarray(self.offsets, dtype=np.int64))
 
     @classmethod
     def load(cls, folder: Path, n_passages: int, dim: int) -> SentenceVectors:
-        """Memory-mapped; raises ValueError (with the file name) when the files do not fit the passages."""
-        vectors = np.load(folder / VECTORS_FILE, mmap_mode="r")
+        """Read on demand (``RowFile``); raises ValueError (with the file name) when the files do not fit
+        the passages."""
+        vectors = RowFile(folder / VECTORS_FILE)
         offsets = np.load(folder / OFFSETS_FILE)
-        scales = np.load(folder / SCALES_FILE, mmap_mode="r") if (folder / SCALES_FILE).exists() else None
+        scales = RowFile(folder / SCALES_FILE) if (folder / SCALES_FILE).exists() else None
         if offsets.shape != (n_passages + 1,) or (n_passages and offsets[-1] != len(vectors)):
             raise ValueError(f"{folder / OFFSETS_FILE} does not match {n_passages} passages")
         if vectors.ndim != 2 or vectors.shape[1] != dim:
