@@ -467,3 +467,96 @@ def test_leftovers_of_killed_builds_are_removed(tmp_path: Path) -> None:
     (tmp_path / "index.old").mkdir()  # killed after the swap, before the old one was deleted
     with index_lock(index):
         assert sorted(p.name for p in tmp_path.iterdir()) == [".index.lock", "index"]
+
+
+# ----------------------------------------------------------------- chunk store and row files (issue 12, round 3)
+
+
+def test_chunk_store_is_read_row_by_row_and_an_older_folder_gets_its_arrays(
+    built: Path, settings: Settings, embedder: Any
+) -> None:
+    from rag.search.retrieve import Retriever
+    from rag.store.chunkstore import ROWS_FILE, ChunkStore
+
+    rows = [json.loads(line) for line in (built / "chunks.jsonl").read_text(encoding="utf-8").splitlines()]
+    index = load_index(built, settings)
+    store = index.chunks
+    assert isinstance(store, ChunkStore) and (built / ROWS_FILE).is_file()
+    assert [(c.chunk_id, c.doc_id, c.text, c.start, c.end, c.lang) for c in store] == [
+        (r["chunk_id"], r["doc_id"], r["text"], r["start"], r["end"], r["lang"]) for r in rows]
+    assert store[-1].chunk_id == rows[-1]["chunk_id"] and [c.chunk_id for c in store[1:3]] == [
+        r["chunk_id"] for r in rows[1:3]]
+    assert [store.row_of(r["chunk_id"]) for r in rows] == list(range(len(rows)))
+    assert list(store.langs) == [r["lang"] for r in rows]
+    semis = [i for i, r in enumerate(rows) if r["doc_id"] == "semis"]
+    assert store.rows_of_doc("semis").tolist() == semis and store.rows_of_doc("nope").size == 0
+    with pytest.raises(KeyError):
+        store.row_of("semis#9999")
+    hits = Retriever(index, embedder, settings).search("Which tunnels were closed in Busan?")
+    # a folder written before chunk_rows.npz: the same store from one pass over chunks.jsonl
+    (built / ROWS_FILE).unlink()
+    manifest = json.loads((built / "manifest.json").read_text())
+    del manifest["files"][ROWS_FILE]
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    older = load_index(built, settings)
+    assert [c.chunk_id for c in older.chunks] == [r["chunk_id"] for r in rows]
+    assert older.chunks.rows_of_doc("semis").tolist() == semis
+    assert [h.chunk for h in Retriever(older, embedder, settings).search("Which tunnels were closed in Busan?")] == [
+        h.chunk for h in hits]
+    counting = CountingEmbedder(embedder)
+    r = build_index(settings, [built.parent / "corpus"], built, progress=False, embedder=counting)
+    assert r.up_to_date and counting.embedded == 0 and (built / ROWS_FILE).is_file()
+
+
+def test_chunk_store_that_does_not_fit_its_file_is_refused(built: Path, settings: Settings) -> None:
+    f = built / "chunks.jsonl"
+    f.write_bytes(f.read_bytes() + b'{"chunk_id": "x#0000", "doc_id": "x", "start": 0, "end": 1, "text": "x"}\n')
+    manifest = json.loads((built / "manifest.json").read_text())
+    manifest["files"]["chunks.jsonl"] = f.stat().st_size
+    (built / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexStoreError, match=r"chunks.jsonl.*chunk_rows.npz.*--rebuild"):
+        load_index(built, settings)
+
+
+def test_row_file_reads_the_rows_asked_for(tmp_path: Path) -> None:
+    from rag.store.rowfile import RowFile
+
+    a = np.random.default_rng(0).standard_normal((50, 7)).astype(np.float16)
+    np.save(tmp_path / "a.npy", a)
+    f = RowFile(tmp_path / "a.npy")
+    assert f.shape == (50, 7) and f.dtype == np.float16 and len(f) == 50
+    for take in ([3], [0, 1, 2, 10, 11, 49], [5, 4, 4, 30], []):
+        np.testing.assert_array_equal(f[np.array(take, np.int64)], a[take])
+    np.testing.assert_array_equal(f[7], a[7])
+    np.testing.assert_array_equal(f[10:20], a[10:20])
+    np.testing.assert_array_equal(np.asarray(f), a)
+    with pytest.raises(IndexError):
+        f[np.array([50])]
+    np.save(tmp_path / "s.npy", np.arange(9, dtype=np.float32))
+    np.testing.assert_array_equal(RowFile(tmp_path / "s.npy")[np.array([8, 2])], [8.0, 2.0])
+
+
+def test_release_mapped_drops_resident_pages_and_keeps_the_data(tmp_path: Path) -> None:
+    import sys
+
+    from rag.store.rowfile import release_mapped
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("madvise and /proc are Linux's")
+    data = np.arange(4 << 20, dtype=np.int64)  # 32 MB
+    np.save(tmp_path / "big.npy", data)
+    mapped = np.load(tmp_path / "big.npy", mmap_mode="r")
+    assert int(mapped.sum()) == int(data.sum())  # every page touched
+
+    def resident_mb() -> float:
+        total, inside = 0, False
+        for line in Path("/proc/self/smaps").read_text().splitlines():
+            if line[:1] in "0123456789abcdef" and "-" in line.split()[0]:
+                inside = line.endswith("big.npy")
+            elif inside and line.startswith("Rss:"):
+                total += int(line.split()[1])
+        return total / 1024
+
+    assert resident_mb() > 16
+    assert release_mapped([tmp_path]) >= data.nbytes and resident_mb() < 1
+    assert int(mapped[12345]) == 12345 and int(mapped.sum()) == int(data.sum())

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rag.config import Settings
@@ -137,3 +138,44 @@ def test_term_vectors_reused_when_an_article_is_added(tmp_path: Path, settings: 
     (corpus / "new.md").write_text("---\ntitle: 새 기사\n---\n카카오가 새 인공지능 모델을 공개했다.", encoding="utf-8")
     second = build_index(settings, [corpus], tmp_path / "index", progress=False, embedder=embedder)
     assert first.terms_embedded > 10 and 0 < second.terms_embedded <= 5
+
+
+def test_top_ranks_only_scored_rows_like_a_full_sort() -> None:
+    from rag.search.retrieve import _top
+
+    rng = np.random.default_rng(7)
+    for n_rows, n in ((1000, 50), (30, 50), (500, 5)):
+        scores = np.where(rng.random(n_rows) < 0.2, rng.integers(1, 20, n_rows), 0).astype(np.float32)
+        allowed = np.sort(rng.choice(n_rows, n_rows // 2, replace=False))
+        keep = rng.random(n_rows) < 0.7
+        for a, k in ((None, None), (allowed, None), (None, keep), (allowed, keep)):
+            ok = scores > 0
+            if a is not None:
+                ok &= np.isin(np.arange(n_rows), a)
+            if k is not None:
+                ok &= k
+            ranked = sorted(np.flatnonzero(ok).tolist(), key=lambda r: (-scores[r], r))
+            got = _top(scores, a, n, keep=k)
+            cut = scores[ranked[n - 1]] if len(ranked) >= n else 0
+            assert len(got) == min(n, len(ranked)) and list(got.values()) == sorted(got.values(), reverse=True)
+            assert {r for r in ranked if scores[r] > cut} <= set(got) <= set(ranked)
+
+
+def test_nearest_term_per_script_is_the_best_of_the_other_script() -> None:
+    from rag.store.crosslex import TermVectors
+
+    rng = np.random.default_rng(3)
+    terms = ["apple", "사과", "bank", "은행", "river", "강", "zebra", "얼룩말"]
+    vecs = rng.standard_normal((len(terms), 16)).astype(np.float32)
+    tv = TermVectors.of(terms, vecs)
+    assert tv.terms[:4] == ("사과", "은행", "강", "얼룩말")  # Hangul first, order kept in each script
+    words = ["강변", "bank", "사과"]
+    wv = rng.standard_normal((3, 16)).astype(np.float32)
+    expect = []
+    for w, v in zip(words, wv, strict=True):
+        pool = [i for i, t in enumerate(terms) if (t.isascii()) == (not w.isascii())]
+        expect.append(terms[max(pool, key=lambda i: float(vecs[i] @ v))])
+    assert tv.nearest_other_script(words, wv) == expect
+    latin_only = TermVectors.of(["apple", "bank"], vecs[:2])  # no Hangul term: a Latin word maps to nothing
+    best = "apple" if float(vecs[0] @ wv[1]) >= float(vecs[1] @ wv[1]) else "bank"
+    assert latin_only.nearest_each(["river", "강"], wv[:2]) == [None, best]

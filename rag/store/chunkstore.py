@@ -214,6 +214,17 @@ def _scan(path: Path) -> RowArrays:
     return arrays
 
 
+def add_rows(folder: Path) -> bool:
+    """Write ``chunk_rows.npz`` into an index folder written without it (an index of an earlier
+    version), atomically; False when it is there already. Nothing else in the folder changes."""
+    if (folder / ROWS_FILE).exists():
+        return False
+    tmp = folder / f".{ROWS_FILE}.tmp"
+    _scan(folder / CHUNKS_FILE).save(tmp)
+    tmp.replace(folder / ROWS_FILE)
+    return True
+
+
 def write(folder: Path, chunks: Iterable[Chunk]) -> None:
     """``chunks.jsonl`` and ``chunk_rows.npz`` of these chunks, in row order."""
     sizes: list[int] = []

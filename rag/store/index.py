@@ -30,7 +30,7 @@ from rag.ingest.chunking import chunk_with_sentences
 from rag.ingest.corpus import Problem, load_corpus
 from rag.ingest.dedup import collapse
 from rag.records import Chunk, Document
-from rag.store import checkpoint, termcache
+from rag.store import checkpoint, chunkstore, termcache
 from rag.store.crosslex import TermVectors
 from rag.store.crosslex import build as build_terms
 from rag.store.indexfiles import FORMAT, Index, load_index, write_files
@@ -148,6 +148,7 @@ def build_folder(
         and not removed
         and old.manifest.get("params") == params
     ):
+        chunkstore.add_rows(path)  # a folder of an earlier version: its chunk store's row arrays, once
         return BuildReport(
             str(path), len(old.docs), len(old.chunks), 0, len(old.chunks), kept=tuple(kept),
             problems=loaded.problems, up_to_date=True, seconds=time.perf_counter() - t0,
