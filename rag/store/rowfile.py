@@ -89,43 +89,95 @@ class RowFile:
         return out
 
 
-def release_mapped(folders: Sequence[Path]) -> int:
-    """Drop this process's read-only mappings of files under ``folders`` from its resident memory
-    (``MADV_DONTNEED``; Linux only, elsewhere nothing). Returns the bytes of mappings released."""
-    if not sys.platform.startswith("linux"):
-        return 0
-    prefixes = tuple(str(Path(f).resolve()) + os.sep for f in folders)
-    try:
-        lines = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return 0
-    libc = _libc()
-    released = 0
-    for line in lines:
-        parts = line.split(maxsplit=5)
-        if len(parts) < 6 or "w" in parts[1] or not parts[5].startswith(prefixes):
-            continue
-        lo, hi = (int(x, 16) for x in parts[0].split("-"))
-        if libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), _MADV_DONTNEED) == 0:
-            released += hi - lo
-    return released
+def release_mapped(folders: Sequence[Path], min_bytes: int = 16 << 20) -> int:
+    """Drop this process's mappings of files under ``folders`` from its resident memory
+    (``MADV_DONTNEED``; Linux only, elsewhere nothing): read-only mappings, and private writable
+    ones none of whose pages was ever written (smaps ``Anonymous: 0``; ONNX Runtime maps its
+    weights so), whose pages are the file's own. Only mappings of ``min_bytes`` or more: big
+    arrays read a few rows at a time (the token embeddings, BM25 postings); smaller ones (each
+    layer's weights, read whole by every question) stay. Returns the bytes of mappings released."""
+    return MappedPages(folders, min_bytes=min_bytes).release()
+
+
+Range = tuple[int, int]
 
 
 class MappedPages:
     """:func:`release_mapped` for ``folders`` whenever this process's resident memory has grown by
-    ``slack`` bytes since the last release (one read of ``/proc/self/statm`` per call, ~20 us;
-    a release reads the maps and costs a few ms)."""
+    ``slack`` bytes since the last release (one read of ``/proc/self/statm`` per call, ~20 us).
+    A release reads ``/proc/self/maps`` (cheap) and madvises; ``/proc/self/smaps`` (tens of ms) is
+    read only for writable mappings not seen before."""
 
-    def __init__(self, folders: Sequence[Path], slack: int = 64 << 20) -> None:
+    def __init__(self, folders: Sequence[Path], slack: int = 64 << 20, min_bytes: int = 16 << 20) -> None:
         self.folders = tuple(folders)
         self.slack = slack
+        self.min_bytes = min_bytes
+        self._unwritten: set[Range] = set()
+        self._checked: set[Range] = set()
         self._after = _resident()
 
     def trim(self) -> None:
-        now = _resident()
-        if now - self._after > self.slack:
-            release_mapped(self.folders)
+        if _resident() - self._after > self.slack:
+            self.release()
             self._after = _resident()
+
+    def release(self) -> int:
+        if not sys.platform.startswith("linux"):
+            return 0
+        maps = _file_mappings(self.folders, self.min_bytes)
+        new = [r for r, writable in maps if writable and r not in self._checked]
+        if new:
+            self._unwritten |= _unwritten(new)
+            self._checked |= set(new)
+        return _advise([r for r, writable in maps if not writable or r in self._unwritten])
+
+
+def _file_mappings(folders: Sequence[Path], min_bytes: int) -> list[tuple[Range, bool]]:
+    """This process's private or read-only mappings of files under ``folders``, at least ``min_bytes``
+    long: ((start, end), writable)."""
+    prefixes = tuple(str(Path(f).resolve()) + os.sep for f in folders)
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6 or not parts[5].startswith(prefixes) or ("w" in parts[1] and parts[1][3] != "p"):
+            continue
+        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+        if hi - lo >= min_bytes:
+            out.append(((lo, hi), "w" in parts[1]))
+    return out
+
+
+def _unwritten(ranges: Sequence[Range]) -> set[Range]:
+    """Those of ``ranges`` (writable private mappings) none of whose pages was written."""
+    wanted, found = set(ranges), set()
+    current: Range | None = None
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return set()
+    for line in lines:
+        parts = line.split()
+        if parts and "-" in parts[0] and not parts[0].endswith(":"):
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            current = (lo, hi) if (lo, hi) in wanted else None
+        elif current is not None and parts[:1] == ["Anonymous:"]:
+            if parts[1] == "0":
+                found.add(current)
+            current = None
+    return found
+
+
+def _advise(ranges: Sequence[Range]) -> int:
+    libc = _libc()
+    released = 0
+    for lo, hi in ranges:
+        if libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), _MADV_DONTNEED) == 0:
+            released += hi - lo
+    return released
 
 
 def _resident() -> int:
