@@ -144,7 +144,13 @@ class Model:
     dim = 384
 
 
-def build(n: int, tmp: Path, settings: Settings) -> dict[str, Any]:
+def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> dict[str, Any]:
+    """The synthetic build. ``as_rag_index``: a proxy for the peak RSS of ``rag index`` at ``n``
+    passages: the model loaded (ONNX, as ``rag index`` uses it) and run on real passages (and
+    their sentences) in this process, Kiwi loaded and run (on the real texts), the BM25 input as
+    lists of fresh strings (as Kiwi returns them, ``Lexical.from_tokens``), the passage vectors
+    as one float32 array and the sentence vectors as one float16 array per passage assembled
+    into one, as ``rag.store.index`` holds them. Not in it: Kiwi's time on n passages."""
     from rag.store.index import write_index
     from rag.store.lexical import Lexical
 
@@ -153,6 +159,19 @@ def build(n: int, tmp: Path, settings: Settings) -> dict[str, Any]:
     t = time.perf_counter()
     texts = real_texts()
     vocab, kiwi_rate = vocabulary(texts)
+    embedder = None
+    if as_rag_index:
+        from rag.model.encoder import load_index_embedder
+        from rag.store.sentvec import embed_chunks
+
+        embedder = load_index_embedder(settings, lambda m: None)
+        sample = [Chunk(f"real{i}#0000", f"real{i}", x, 0, len(x), lang)
+                  for lang in ("ko", "en") for i, x in enumerate(texts[lang][:128])]
+        t1 = time.perf_counter()
+        for at in range(0, len(sample), 64):
+            embed_chunks(embedder, sample[at : at + 64], [None] * len(sample[at : at + 64]), None,
+                         settings.sentence_pooling)
+        stages["model_256_real_passages_s"] = time.perf_counter() - t1
     stages["vocabulary_s"] = time.perf_counter() - t
     rng = np.random.default_rng(2)
     t = time.perf_counter()
@@ -182,7 +201,24 @@ def build(n: int, tmp: Path, settings: Settings) -> dict[str, Any]:
     terms = TermVectors.of(all_terms, tv)
     stages["generate_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    lexical = Lexical.from_term_ids(ids, np.full(n, TERMS_PER_PASSAGE, np.int64), all_terms)
+    if as_rag_index:  # what rag index holds: every passage's terms as fresh strings, vectors in memory
+        per = TERMS_PER_PASSAGE
+        token_lists = [[w.encode().decode() for w in words[ids[i * per : (i + 1) * per]]] for i in range(n)]
+        del ids
+        ids = np.zeros(0, np.int32)
+        lexical = Lexical.from_tokens(token_lists)
+        del token_lists  # rag index drops them once BM25 is built
+        stages["bm25_from_token_lists_s"] = time.perf_counter() - t
+        vecs = np.asarray(vecs, dtype=np.float32)
+        codes = np.asarray(sentences.rows(np.arange(n * SENTENCES_PER_PASSAGE)), np.float16)
+        parts = [codes[i * SENTENCES_PER_PASSAGE : (i + 1) * SENTENCES_PER_PASSAGE].copy() for i in range(n)]
+        del codes
+        from rag.store.sentvec import assemble
+
+        sentences = assemble(parts, Model.dim)
+        del parts
+    else:
+        lexical = Lexical.from_term_ids(ids, np.full(n, TERMS_PER_PASSAGE, np.int64), all_terms)
     stages["bm25_s"] = time.perf_counter() - t
     del ids
     t = time.perf_counter()
@@ -369,6 +405,8 @@ def main() -> None:
     ap.add_argument("--keep", default="", help="build into DIR/idx and keep it (and vectors)")
     ap.add_argument("--index", default="", help="a folder made by --keep: skip the build, time serving only")
     ap.add_argument("--against", default="", help="with --index: a checkout timed alternately")
+    ap.add_argument("--as-rag-index", action="store_true", help="build with the model loaded and run, token "
+                    "lists and in-memory vectors: a proxy for `rag index`'s peak RSS (see build)")
     ap.add_argument("--rounds", type=int, default=1, help="with --index: alternating rounds")
     ap.add_argument("--serve-child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="", help="also write the JSON here")
@@ -392,7 +430,7 @@ def main() -> None:
                 tmp.mkdir(parents=True, exist_ok=True)
             else:
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-            b = build(args.passages, tmp, settings)
+            b = build(args.passages, tmp, settings, args.as_rag_index)
             (tmp / "sentences.i8").unlink(missing_ok=True)  # the index holds its own copy
             vecs = b.pop("vectors_for_recall")
             out["build"] = b
