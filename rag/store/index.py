@@ -184,7 +184,7 @@ def build_folder(
         bar.stage("terms")
         terms, n_terms = build_terms(
             vocabulary, old.terms if old else None, embedder, lambda k: bar.add(k / TERM_COST),
-            term_cache(settings, embedder),
+            term_cache(settings, embedder), settings.term_table,
         )
         bar.stage("writing")
         factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
