@@ -112,3 +112,18 @@ def test_keyed_pairs_keep_no_vocabulary_of_pairs(tmp_path: Path) -> None:
     odd = Lexical.from_tokens([["a", "b"], [], ["b", "c"], [], []])
     assert odd.pair_scores(["b", "c"])[2] > 0 and not odd.pair_scores(["b", "c"])[[0, 1, 3, 4]].any()
     assert not odd.pair_scores(["b", "b"]).any() and odd.pair_scores(["a", "b"])[0] > 0
+
+
+def test_build_in_blocks_equals_one_pass(monkeypatch: Any) -> None:
+    """Passages are cut into terms a block at a time; the index is the one of all terms at once."""
+    import rag.store.lexical as lexical
+
+    texts = [*PASSAGES, "", "!!!", "서울 지하철 요금이 오른다", "Seoul subway fares rise again"]
+    whole = Lexical.from_tokens(tokens_batch(texts))
+    monkeypatch.setattr(lexical, "BUILD_BLOCK", 3)
+    blocks = Lexical.build(texts)
+    assert blocks.size == whole.size == len(texts) and blocks.vocabulary() == whole.vocabulary()
+    for q in ("서울 지하철 요금", "subway fares", "반도체 수출", "nothing here"):
+        np.testing.assert_array_equal(blocks.term_scores(tokens(q)), whole.term_scores(tokens(q)))
+        np.testing.assert_array_equal(blocks.pair_scores(tokens(q)), whole.pair_scores(tokens(q)))
+    assert Lexical.build(["", "!!!"]).size == Lexical.from_tokens([[], []]).size

@@ -28,6 +28,7 @@ from rag.text import tokens_batch
 PAIRS_FOLDER = "pairs"  # inside the BM25 folder: string pairs (indexes written before keyed pairs)
 KEYED_FOLDER = "pairs-keyed"  # inside the BM25 folder: pairs keyed by term ids, and KEYS_FILE
 KEYS_FILE = "keys.npy"  # int64, sorted: the pair keys that occur; keys[i] is pair-index term i
+BUILD_BLOCK = 2048  # passages cut into terms at a time by ``Lexical.build``
 _NOTHING = "\x00"  # the one term of an index whose passages have none (bm25s cannot index no terms)
 
 
@@ -128,7 +129,19 @@ class Lexical:
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> Lexical:
-        return cls.from_tokens(tokens_batch(list(texts)))
+        """The index of passage texts, cut into terms ``BUILD_BLOCK`` passages at a time and kept
+        only as term ids: every passage's terms as Python strings at once would take ~0.6 GB at
+        100k passages. Same index as ``from_tokens(tokens_batch(texts))``."""
+        vocab: dict[str, int] = {}
+        ids: list[np.ndarray] = []
+        lengths: list[np.ndarray] = []
+        for at in range(0, len(texts), BUILD_BLOCK):
+            block = tokens_batch(list(texts[at : at + BUILD_BLOCK]))
+            ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for doc in block for t in doc), dtype=np.int64))
+            lengths.append(np.fromiter((len(doc) for doc in block), dtype=np.int64, count=len(block)))
+        if not vocab:  # no passage, or not a single term: the rule of ``_term_ids``
+            return cls.from_tokens([[] for _ in texts])
+        return cls.from_term_ids(np.concatenate(ids), np.concatenate(lengths), list(vocab))
 
     @classmethod
     def from_tokens(cls, corpus_tokens: list[list[str]]) -> Lexical:
