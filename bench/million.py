@@ -67,6 +67,13 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def pct(xs: list[float], p: float) -> float:
     return round(float(np.percentile(np.asarray(xs) * 1000, p)), 2)
 
@@ -147,10 +154,11 @@ class Model:
 def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> dict[str, Any]:
     """The synthetic build. ``as_rag_index``: a proxy for the peak RSS of ``rag index`` at ``n``
     passages: the model loaded (ONNX, as ``rag index`` uses it) and run on real passages (and
-    their sentences) in this process, Kiwi loaded and run (on the real texts), the BM25 input as
-    lists of fresh strings (as Kiwi returns them, ``Lexical.from_tokens``), the passage vectors
-    as one float32 array and the sentence vectors as one float16 array per passage assembled
-    into one, as ``rag.store.index`` holds them. Not in it: Kiwi's time on n passages."""
+    their sentences) in this process, Kiwi loaded and run (on the real texts), BM25 from term ids
+    (``Lexical.build`` holds the strings of one block of 2,048 passages at a time), the passage
+    vectors as one float32 array and the sentence vectors as one float16 array per passage
+    assembled into one, as ``rag.store.index`` holds them. Not in it: Kiwi's time on n passages,
+    the term vectors' model pass (the synthetic vocabulary has vectors), the checkpoint files."""
     from rag.store.index import write_index
     from rag.store.lexical import Lexical
 
@@ -160,6 +168,7 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
     texts = real_texts()
     vocab, kiwi_rate = vocabulary(texts)
     embedder = None
+    rss_mb: dict[str, float] = {"after_kiwi": rss_now_mb()}
     if as_rag_index:
         from rag.model.encoder import load_index_embedder
         from rag.store.sentvec import embed_chunks
@@ -172,6 +181,7 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
             embed_chunks(embedder, sample[at : at + 64], [None] * len(sample[at : at + 64]), None,
                          settings.sentence_pooling)
         stages["model_256_real_passages_s"] = time.perf_counter() - t1
+        rss_mb["after_model"] = rss_now_mb()
     stages["vocabulary_s"] = time.perf_counter() - t
     rng = np.random.default_rng(2)
     t = time.perf_counter()
@@ -200,21 +210,19 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
     tv = synthetic_vectors(len(all_terms), Model.dim, seed=3).astype(np.float32)
     terms = TermVectors.of(all_terms, tv)
     stages["generate_s"] = time.perf_counter() - t
+    rss_mb["after_generate"] = rss_now_mb()
     t = time.perf_counter()
-    if as_rag_index:  # what rag index holds: every passage's terms as fresh strings, vectors in memory
-        per = TERMS_PER_PASSAGE
-        token_lists = [[w.encode().decode() for w in words[ids[i * per : (i + 1) * per]]] for i in range(n)]
-        del ids
-        ids = np.zeros(0, np.int32)
-        lexical = Lexical.from_tokens(token_lists)
-        del token_lists  # rag index drops them once BM25 is built
-        stages["bm25_from_token_lists_s"] = time.perf_counter() - t
+    if as_rag_index:  # what rag index holds: BM25 from term ids (Lexical.build keeps one block of
+        # 2,048 passages' term strings at a time), the passage vectors float32, sentences as parts
+        lexical = Lexical.from_term_ids(ids, np.full(n, TERMS_PER_PASSAGE, np.int64), all_terms)
+        rss_mb["after_bm25"] = rss_now_mb()
         vecs = np.asarray(vecs, dtype=np.float32)
         codes = np.asarray(sentences.rows(np.arange(n * SENTENCES_PER_PASSAGE)), np.float16)
         parts = [codes[i * SENTENCES_PER_PASSAGE : (i + 1) * SENTENCES_PER_PASSAGE].copy() for i in range(n)]
         del codes
         from rag.store.sentvec import assemble
 
+        rss_mb["sentence_parts"] = rss_now_mb()
         sentences = assemble(parts, Model.dim)
         del parts
     else:
@@ -222,6 +230,7 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
     stages["bm25_s"] = time.perf_counter() - t
     del ids
     t = time.perf_counter()
+    rss_mb["before_write"] = rss_now_mb()
     factory = write_index(tmp / "idx", settings, Model(), chunks, metas, vecs, sentences, terms, lexical)
     stages["faiss_and_write_s"] = time.perf_counter() - t
     files = {p.relative_to(tmp / "idx").as_posix(): p.stat().st_size for p in (tmp / "idx").rglob("*") if p.is_file()}
@@ -238,7 +247,7 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
         "kiwi_passages_per_s": round(kiwi_rate, 1), "kiwi_s_estimated": round(kiwi_s, 1),
         "bytes": total, "bytes_per_passage": round(total / n),
         "bytes_per_passage_by_file": {k: round(v / n) for k, v in sorted(groups.items())},
-        "terms": len(all_terms), "build_peak_rss_mb": peak_rss_mb(),
+        "terms": len(all_terms), "build_peak_rss_mb": peak_rss_mb(), "build_rss_mb_at": rss_mb,
         "vectors_for_recall": vecs,
     }
 
