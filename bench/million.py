@@ -157,7 +157,7 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
     their sentences) in this process, Kiwi loaded and run (on the real texts), BM25 from term ids
     (``Lexical.build`` holds the strings of one block of 2,048 passages at a time), the passage
     vectors as one float32 array and the sentence vectors as one float16 array per passage
-    assembled into one, as ``rag.store.index`` holds them. Not in it: Kiwi's time on n passages,
+    assembled into int8 codes, as ``rag.store.index`` holds them. Not in it: Kiwi's time on n passages,
     the term vectors' model pass (the synthetic vocabulary has vectors), the checkpoint files."""
     from rag.store.index import write_index
     from rag.store.lexical import Lexical
@@ -223,7 +223,7 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
         from rag.store.sentvec import assemble
 
         rss_mb["sentence_parts"] = rss_now_mb()
-        sentences = assemble(parts, Model.dim)
+        sentences = assemble(parts, Model.dim, quantised=True)
         del parts
     else:
         lexical = Lexical.from_term_ids(ids, np.full(n, TERMS_PER_PASSAGE, np.int64), all_terms)

@@ -561,3 +561,17 @@ def test_release_mapped_drops_resident_pages_and_keeps_the_data(tmp_path: Path) 
     assert resident_mb() > 16
     assert release_mapped([tmp_path]) >= data.nbytes and resident_mb() < 1
     assert int(mapped[12345]) == 12345 and int(mapped.sum()) == int(data.sum())
+
+
+def test_sentence_vectors_assembled_as_int8_equal_those_quantised_on_saving(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.store import sentvec
+
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal((int(rng.integers(0, 5)), 8)).astype(np.float16) for _ in range(300)]
+    monkeypatch.setattr(sentvec, "_PASSAGE_BLOCK", 7)  # many blocks, some with no sentence at all
+    plain, quantised = sentvec.assemble(parts, 8), sentvec.assemble(parts, 8, quantised=True)
+    codes, scales = sentvec.quantise(np.asarray(plain.vectors))
+    np.testing.assert_array_equal(quantised.vectors, codes)
+    np.testing.assert_array_equal(np.asarray(quantised.scales), scales)
+    np.testing.assert_array_equal(quantised.offsets, plain.offsets)
+    np.testing.assert_allclose(quantised.of(5), plain.of(5), atol=0.05)

@@ -341,7 +341,7 @@ def _vectors_for(
             parts[i] = sv
         n_sentences += sum(len(sv) for sv in sents)
         checkpoint.save_block(ckpt, [keys[i] for i in block], vecs, sents)
-    return out, assemble(parts, dim), len(todo), n_sentences, len(resumed)
+    return out, assemble(parts, dim, quantised=True), len(todo), n_sentences, len(resumed)
 
 
 def _faiss_index(vectors: np.ndarray, settings: Settings) -> tuple[Any, str]:

@@ -30,6 +30,7 @@ VECTORS_FILE = "sentences.npy"  # int8 (n_sentences, dim); float16 in an index w
 SCALES_FILE = "sentence_scales.npy"  # float32 (n_sentences,): row i is sentences.npy[i] * scales[i]
 OFFSETS_FILE = "sentence_offsets.npy"  # int64 (n_passages + 1): passage i owns rows offsets[i]:offsets[i + 1]
 _BLOCK = 65_536  # rows quantised at a time (bounded memory at a million passages)
+_PASSAGE_BLOCK = 8_192  # passages' sentence vectors assembled into int8 at a time
 MIN_CHARS = 10  # shorter sentences ("네.", a dateline) match too many questions to be worth a vector
 
 
@@ -135,9 +136,21 @@ def embed_chunks(
     return vectors, [s.astype(np.float16) for s in sentences]
 
 
-def assemble(parts: Sequence[np.ndarray], dim: int) -> SentenceVectors:
-    """SentenceVectors from each passage's sentence vectors, in passage row order."""
+def assemble(parts: Sequence[np.ndarray], dim: int, quantised: bool = False) -> SentenceVectors:
+    """SentenceVectors from each passage's sentence vectors, in passage row order; ``quantised``:
+    as the int8 codes and scales the index stores (:func:`quantise`, block by block: the float16
+    rows of all passages are never held twice)."""
     counts = np.array([len(p) for p in parts], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    if quantised:
+        codes = np.zeros((int(offsets[-1]), dim), np.int8)
+        scales = np.zeros(int(offsets[-1]), np.float32)
+        for at in range(0, len(parts), _PASSAGE_BLOCK):
+            lo, hi = int(offsets[at]), int(offsets[min(at + _PASSAGE_BLOCK, len(parts))])
+            if hi > lo:
+                block = np.concatenate(
+                    [np.asarray(p, np.float16).reshape(-1, dim) for p in parts[at : at + _PASSAGE_BLOCK]])
+                codes[lo:hi], scales[lo:hi] = quantise(block)
+        return SentenceVectors(codes, offsets, scales)
     vectors = np.concatenate([np.asarray(p, np.float16).reshape(-1, dim) for p in parts]) if parts else None
     return SentenceVectors(vectors if vectors is not None else np.zeros((0, dim), np.float16), offsets)
