@@ -70,6 +70,10 @@ class RowFile:
         whole = self.read(np.arange(self.shape[0]))
         return whole if dtype is None else whole.astype(dtype)
 
+    def astype(self, dtype: Any) -> np.ndarray:
+        """Every row, as an array of ``dtype`` (like ``ndarray.astype``: reads the whole file)."""
+        return np.asarray(self, dtype=dtype)
+
     def read(self, take: np.ndarray) -> np.ndarray:
         """Rows ``take`` (1-D), one ``pread`` per run of consecutive rows."""
         out = np.empty((len(take), *self.shape[1:]), self.dtype)
