@@ -58,7 +58,9 @@ def _bm25_from_ids(ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int], 
     tf = np.diff(np.append(starts, len(key))).astype(np.float32)
     uniq = key[starts]
     del key, starts
-    term, doc = np.divmod(uniq, max(n_docs, 1))
+    doc = (uniq % max(n_docs, 1)).astype(np.int32)
+    uniq //= max(n_docs, 1)
+    term = uniq
     del uniq
     df = np.bincount(term, minlength=n_terms)
     idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
@@ -66,7 +68,7 @@ def _bm25_from_ids(ids: np.ndarray, lengths: np.ndarray, vocab: dict[str, int], 
     bm25 = bm25s.BM25()
     bm25.scores = {
         "data": (idf[term] * tf / (norm[doc] + tf)).astype(np.float32),
-        "indices": doc.astype(np.int32),
+        "indices": doc,
         "indptr": np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
         "num_docs": n_docs,
     }
@@ -103,11 +105,13 @@ def _keyed_pairs(ids: np.ndarray, lengths: np.ndarray, n_terms: int) -> tuple[An
         counts = np.concatenate([[1], counts[1:]]) if len(counts) else np.ones(1, np.int64)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
+    del keys
     first = np.ones(len(ordered), dtype=bool)
     first[1:] = ordered[1:] != ordered[:-1]
-    pair_ids = np.empty(len(keys), np.int64)
+    pair_ids = np.empty(len(ordered), np.int64)
     pair_ids[order] = np.cumsum(first) - 1
     used = ordered[first]
+    del order, ordered, first  # not alive while the BM25 matrix is built (hundreds of MB at 100k passages)
     return _bm25_from_ids(pair_ids, counts.astype(np.int64), {}, len(used)), used
 
 
