@@ -18,8 +18,8 @@ speed changes by 2x within minutes):
 Reported: passages/s of each (records of the corpus / wall seconds), the
 ratios of (a) to (b) and (c) by wall time and by CPU time (user + system of the
 process and its threads: steadier than wall time when other work shares the
-cores), peak RSS of each process, index bytes per passage. Times move 2x on a shared machine; the ratios are measured in the
-same run.
+cores), peak RSS of each process, index bytes per passage. Times move 2x on a
+shared machine; the ratios are measured in the same run.
 
 Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N] [--rounds 3] [--no-pooled] [--no-term-table]
        python bench/ingest.py --mix 1000   (Korean KorQuAD paragraphs + English Belebele passages)
