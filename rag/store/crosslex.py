@@ -133,6 +133,18 @@ def build(
     return TermVectors.of(terms, out), len(todo)
 
 
+def pending(
+    vocabulary: Sequence[str], old: TermVectors | None, dim: int, cache: Path | None = None, table: bool = True
+) -> int:
+    """How many terms of ``vocabulary`` :func:`build` would send through the model (the rest come
+    from ``old``, the cache folder or the shipped table): the total of a build's progress bar."""
+    known = set(old.terms) if old is not None else set()
+    todo = sorted({t for t in vocabulary if translatable(t)} - known)
+    if cache is None or not todo:
+        return len(todo)
+    return len(todo) - len(termcache.lookup(cache, todo, dim, table))
+
+
 def embed_terms(embedder: Any, terms: Sequence[str], progress: bool | Callable[[int], None]) -> np.ndarray:
     """Term vectors from the model (query prompt), in batches of ``TERM_BATCH``: a term is a few
     tokens, so big batches cost little padding and save the per-batch overhead."""
