@@ -229,9 +229,11 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
         lexical = Lexical.from_term_ids(ids, np.full(n, TERMS_PER_PASSAGE, np.int64), all_terms)
         rss_mb["after_bm25"] = rss_now_mb()
         vecs = np.asarray(vecs, dtype=np.float32)
-        codes = np.asarray(sentences.rows(np.arange(n * SENTENCES_PER_PASSAGE)), np.float16)
-        parts = [codes[i * SENTENCES_PER_PASSAGE : (i + 1) * SENTENCES_PER_PASSAGE].copy() for i in range(n)]
-        del codes
+        per = SENTENCES_PER_PASSAGE
+        parts = []
+        for at in range(0, n, 10_000):  # blockwise: no float32 copy of every sentence row (bench only)
+            block = np.asarray(sentences.rows(np.arange(at * per, min(n, at + 10_000) * per)), np.float16)
+            parts += [block[i * per : (i + 1) * per].copy() for i in range(len(block) // per)]
         from rag.store.sentvec import assemble
 
         rss_mb["sentence_parts"] = rss_now_mb()
