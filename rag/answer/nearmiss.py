@@ -34,6 +34,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.answer import soundalike
 from rag.answer.followup import names as _all_names
 from rag.answer.support import answer_type, fits, token_set
 from rag.text import has_hangul
@@ -48,6 +49,7 @@ _GENERIC = frozenset(
 )
 _QUESTION_WORD_RE = re.compile(r"^(누가|누구|왜|언제|어디|무엇|어느|몇)")
 _ACRONYM_RE = re.compile(r"\b[A-Z][A-Z0-9]{1,}\b")
+_GENERIC_ACRONYMS = frozenset({"ai", "llm", "gpu"})  # in every passage: they name no one
 
 _KO_NUMERALS = "한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|수십|수백|수천|여러"
 _COUNTERS = "개국|개|명|곳|종|팀|건|대|척|권|마리|채|기관|번째|번|차례|배|위|가지|세|살|회|층|편|점|표|석"
@@ -127,6 +129,33 @@ def counted(question: str, sentence: str) -> bool:
 
 
 _KO_ORDINALS = "첫|둘|셋|넷|다섯|여섯|일곱|여덟|아홉|열"
+# what an English "how many X" counts, and the Korean counters a Korean sentence counts it with
+_EN_COUNTED = (
+    (
+        r"people|persons|employees|workers|staff|members|students|residents|victims|soldiers|passengers|"
+        r"players|researchers|experts|children|men|women|users|visitors|participants|athletes",
+        r"명|인(?![가-힣])",
+    ),
+    (r"teams", r"팀"),
+    (
+        r"companies|firms|businesses|institutions|organi[sz]ations|agencies",
+        r"곳|개사|개\s*(?:기업|회사|기관|단체|업체)|기관",
+    ),
+    (r"countries|nations", r"개국|개\s*(?:나라|국가)|국"),
+)
+_EN_COUNTED_RE = tuple((re.compile(rf"\bhow\s+many\s+(?:\w+\s+)?(?:{q})\b", re.I), c) for q, c in _EN_COUNTED)
+
+
+def counted_across(question: str, sentence: str) -> bool:
+    """For an English "how many people / teams / companies / countries" over a Korean sentence:
+    whether it counts with a Korean counter for them ("342명", "5개팀", "18개 기관"). True otherwise."""
+    if not has_hangul(sentence):
+        return True
+    for asks, counter in _EN_COUNTED_RE:
+        if asks.search(question):
+            number = rf"(?:\d[\d,.]*|{_KO_NUMERALS})\s*(?:[억만천]\s*)?(?:개\s*)?(?:{counter})"
+            return re.search(number, sentence) is not None
+    return True
 TYPED_SUBJECT = True  # a number/date question's lead must come from a passage that names its subject
 _EN_NUMBER = (
     r"\d[\d,.]*|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
@@ -204,7 +233,7 @@ def subject_names(question: str, cross: bool) -> list[str]:
         and not _sentence_start(question, n)
     ]
     if cross:
-        return [a for n in found for a in _ACRONYM_RE.findall(n) if a.lower() not in {"ai", "llm", "gpu"}]
+        return [a for n in found for a in _ACRONYM_RE.findall(n) if a.lower() not in _GENERIC_ACRONYMS]
     return found
 
 
@@ -216,9 +245,11 @@ def gap(
     cross: bool,
     fact_sem: float = FACT_SEM,
     lead_passage: str = "",
+    same_doc: Sequence[str] = (),
 ) -> Gap | None:
     """The reason ``lead`` (the best source sentence) does not answer ``question``, or None.
-    ``lead_passage`` is the passage the lead comes from (the subject may be named there only)."""
+    ``lead_passage`` is the passage the lead comes from (the subject may be named there only),
+    ``same_doc`` the other retrieved passages of its article."""
     want = answer_type(question)
     subjects = subject_names(question, cross)
     subject = subjects[0] if subjects else ""
@@ -236,6 +267,16 @@ def gap(
     ):  # the articles name the subject, but not where the lead is, and the lead has no asked word
         return Gap("fact", subject, want)
     if (
+        SUBJECT_ELSEWHERE
+        and not cross
+        and subject
+        and lead_passage
+        and not _present(subject, lead_passage)
+        and any(_present(subject, p) for p in (same_doc if SUBJECT_ELSEWHERE == 1 else passages))
+    ):  # the article names the subject in another passage, not in the quoted one ("NC AI는 어떤 GPU를
+        # 사용하나?" -> Motif's AMD GPU sentence)
+        return Gap("fact", subject, want)
+    if (
         TYPED_SUBJECT
         and subject  # across languages an acronym ("How many institutions joined SKT's consortium?")
         and want in {"number", "time", "money"}
@@ -244,11 +285,16 @@ def gap(
     ):  # a number or a date from a passage about something else ("솔트룩스의 루시아3는 파라미터가 몇 개?"
         # -> "첫 모델로 26억개 매개변수를 가진 ‘모티프 2.6B’")
         return Gap("fact", subject, want)
+    if cross and _heard_elsewhere(question, passages, lead_passage, want):
+        # "How much did Naver Cloud invest?" -> Moreh's 300억원: 네이버클라우드 is in another passage
+        return Gap("fact", subject_names(question, cross=False)[0], want)
     if asked_attribute_missing(question, lead):
         return Gap("fact", subject, want)
     if want in {"number", "time", "money"} and not fits(want, lead, question):
         return Gap("fact", subject, want)
-    if want == "number" and not cross and not (counted(question, lead) and measured(question, lead, passages)):
+    if want == "number" and not (
+        (counted_across(question, lead) if cross else counted(question, lead)) and measured(question, lead, passages)
+    ):  # across languages: measures, Latin-script counted words ("how many GPUs") and the usual counters
         return Gap("fact", subject, want)
     if not cross and subject and _NAMED_ATTRIBUTE_RE.search(question) and _present(subject, lead):
         # the lead is about the subject but says nothing of what is asked ("LG AI연구원이 공개한
@@ -257,6 +303,30 @@ def gap(
         if asked and not asked & token_set(lead) and (lead_sem is None or lead_sem < fact_sem):
             return Gap("fact", subject, want)
     return None
+
+
+SUBJECT_ELSEWHERE = 1.0  # same language: 0 off, 1 the lead's article names the subject elsewhere, 2 any passage
+SOUND_SUBJECT = 2.0  # across languages, the subject heard in another passage: 0 off, 1 typed questions, 2 all
+
+
+def _heard_elsewhere(question: str, passages: Sequence[str], lead_passage: str, want: str) -> bool:
+    """Whether the Latin-script subject of ``question`` sounds like a Hangul name of some retrieved
+    passage but neither sounds like nor is written in the lead's passage (:mod:`rag.answer.soundalike`;
+    only positive matches count, so a subject found nowhere decides nothing)."""
+    if not SOUND_SUBJECT or not lead_passage or (SOUND_SUBJECT == 1 and want not in {"number", "time", "money"}):
+        return False
+    names_ = [n for n in subject_names(question, cross=False) if not has_hangul(n)]
+    if not names_:
+        return False
+    words = [w for w in re.findall(r"[A-Za-z]+", names_[0]) if w.lower() not in _TITLE_WORDS | _GENERIC_ACRONYMS]
+    if not words:
+        return False
+    name = " ".join(words)
+    if _latin_present(name, lead_passage):
+        return False
+    if words[0].isupper():  # "NC AI", "LG AI Research": the acronym is written as it is in Korean text
+        return any(_latin_present(name, p) for p in passages)
+    return not soundalike.found(name, lead_passage) and any(soundalike.found(name, p) for p in passages)
 
 
 # Attributes a question can ask for, each with how a question asks for it and how a sentence states it,
@@ -347,7 +417,7 @@ _TITLE_WORDS = frozenset(
 def _latin_present(name: str, raw: str) -> bool:
     """A Latin-script name is present when one of its words is, as a word: acronyms exactly
     ("SKT" is not "KT"), longer words by their stem ("Iraqi" -> "Iraq")."""
-    words = [w for w in re.findall(r"[A-Za-z0-9]+", name) if w.lower() not in _TITLE_WORDS]
+    words = [w for w in re.findall(r"[A-Za-z0-9]+", name) if w.lower() not in _TITLE_WORDS | _GENERIC_ACRONYMS]
     if not words:
         return True  # nothing distinctive to look for
     for w in words:
