@@ -42,7 +42,16 @@ import numpy as np
 
 from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import asked_attribute_missing, asked_words, counted, measured, subject_names
+from rag.answer.nearmiss import (
+    asked_attribute_missing,
+    asked_words,
+    counted,
+    counted_across,
+    latin_subject,
+    measured,
+    names_subject,
+    subject_names,
+)
 from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
 from rag.answer.vectors import embed_sentences, memoized, sentence_spans, stored_sentence_vectors
 from rag.config import Settings
@@ -157,7 +166,7 @@ class Evidence:
         """The best sentence; for a question asking for a number, an amount or a date, the best
         one within ``PROMOTE_MARGIN`` of it that holds one, when the best does not and it is about
         the same thing (in the best sentence's passage, or naming the asked subject)."""
-        top = ranked[0]
+        top = self.about_subject(ranked)
         if self.answers_type(top):
             return top
         for s in ranked[1:PROMOTE_TOP]:
@@ -165,6 +174,25 @@ class Evidence:
                 break
             about = s.hit.chunk.chunk_id == top.hit.chunk.chunk_id or (self.subject and _has(s.text, self.subject))
             if about and self.answers_type(s):
+                return s
+        return top
+
+    def about_subject(self, ranked: list[Source]) -> Source:
+        """The best sentence; across languages, the best one of a passage naming the question's
+        Latin-script subject ("Naver Cloud" -> "네이버클라우드") when the best one's passage does not
+        and it scores within ``SUBJECT_MARGIN`` (else :func:`rag.answer.nearmiss.gap` refuses)."""
+        top = ranked[0]
+        name = latin_subject(self.resolved) if top.lang != self.lang else ""
+        if not name or not SUBJECT_MARGIN:
+            return top
+        named: dict[str, bool] = {}
+        for s in ranked:
+            if s.score < top.score - SUBJECT_MARGIN:
+                break
+            cid = s.hit.chunk.chunk_id
+            if cid not in named:
+                named[cid] = names_subject(name, f"{s.hit.title}\n{s.hit.chunk.text}")
+            if named[cid]:
                 return s
         return top
 
@@ -177,8 +205,11 @@ class Evidence:
             return True
         if not s.fit:
             return False
-        if self.want != "number" or s.lang != self.lang:
+        if self.want != "number":
             return True
+        if s.lang != self.lang:  # "how many teams" over a Korean sentence: "15개팀"
+            passage = f"{s.hit.title}\n{s.hit.chunk.text}"
+            return counted_across(self.resolved, s.text) and measured(self.resolved, s.text, [passage], cross=True)
         return counted(self.resolved, s.text) and measured(self.resolved, s.text)
 
 
@@ -189,6 +220,7 @@ NEIGHBOUR_ASK = 0.4  # the sentence next to the lead is quoted when it holds thi
 TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
 PROMOTE_MARGIN = 0.8  # a sentence holding the asked type becomes the lead when it scores within this of the best
 PROMOTE_TOP = 8  # ... among this many best sentences
+SUBJECT_MARGIN = 1.0  # across languages, a sentence of a passage naming the subject leads when within this
 
 
 def _neighbour(s: Source, lead: Source) -> bool:

@@ -199,9 +199,11 @@ _EN_ADJECTIVES = frozenset(
 )
 
 
-def measured(question: str, sentence: str, passages: Sequence[str] | None = None) -> bool:
+def measured(question: str, sentence: str, passages: Sequence[str] | None = None, cross: bool = False) -> bool:
     """For "how old / how tall / what speed / population" and "how many X" questions: whether the
-    sentence holds that measure ("32세", "2.35m", "150 km/h") or a number next to X ("6 people")."""
+    sentence holds that measure ("32세", "2.35m", "150 km/h") or a number next to X ("6 people").
+    ``cross`` (an English question, a Korean sentence): X only has to be in the sentence when the
+    ``passages`` write it in Latin script ("How many GPUs" -> "AMD GPU 기반 인프라")."""
     for asks, holds in _MEASURES:
         if asks.search(question):
             return bool(holds.search(sentence))
@@ -213,6 +215,8 @@ def measured(question: str, sentence: str, passages: Sequence[str] | None = None
     stem = re.escape(noun[: max(3, min(len(noun) - 2, 6))])
     if passages is not None and not re.search(stem, " ".join(passages), re.I):
         return True  # the articles never name what is counted ("competitors" / "skiers"): cannot check
+    if cross:  # Korean numbers and counters cannot be matched to X: X itself must be there
+        return bool(re.search(stem, sentence, re.I))
     near = rf"(?:{_EN_NUMBER})\W+(?:\w+\W+){{0,3}}?(?:{stem}|{_PEOPLE if noun == 'people' else stem})"
     return bool(re.search(near, sentence, re.I))
 
@@ -288,12 +292,16 @@ def gap(
     if cross and _heard_elsewhere(question, passages, lead_passage, want):
         # "How much did Naver Cloud invest?" -> Moreh's 300억원: 네이버클라우드 is in another passage
         return Gap("fact", subject_names(question, cross=False)[0], want)
+    if cross and LATIN_ASKED and _latin_asked_missing(question, lead, passages):
+        return Gap("fact", subject or latin_subject(question), want)
     if asked_attribute_missing(question, lead):
         return Gap("fact", subject, want)
     if want in {"number", "time", "money"} and not fits(want, lead, question):
         return Gap("fact", subject, want)
     if want == "number" and not (
-        (counted_across(question, lead) if cross else counted(question, lead)) and measured(question, lead, passages)
+        counted_across(question, lead) and measured(question, lead, [lead_passage], cross=True)
+        if cross
+        else counted(question, lead) and measured(question, lead, passages)
     ):  # across languages: measures, Latin-script counted words ("how many GPUs") and the usual counters
         return Gap("fact", subject, want)
     if not cross and subject and _NAMED_ATTRIBUTE_RE.search(question) and _present(subject, lead):
@@ -309,24 +317,53 @@ SUBJECT_ELSEWHERE = 1.0  # same language: 0 off, 1 the lead's article names the 
 SOUND_SUBJECT = 2.0  # across languages, the subject heard in another passage: 0 off, 1 typed questions, 2 all
 
 
-def _heard_elsewhere(question: str, passages: Sequence[str], lead_passage: str, want: str) -> bool:
-    """Whether the Latin-script subject of ``question`` sounds like a Hangul name of some retrieved
-    passage but neither sounds like nor is written in the lead's passage (:mod:`rag.answer.soundalike`;
-    only positive matches count, so a subject found nowhere decides nothing)."""
-    if not SOUND_SUBJECT or not lead_passage or (SOUND_SUBJECT == 1 and want not in {"number", "time", "money"}):
-        return False
+def latin_subject(question: str) -> str:
+    """The distinctive words of the question's first Latin-script name ("Naver Cloud", "NC"), or ""."""
     names_ = [n for n in subject_names(question, cross=False) if not has_hangul(n)]
     if not names_:
-        return False
+        return ""
     words = [w for w in re.findall(r"[A-Za-z]+", names_[0]) if w.lower() not in _TITLE_WORDS | _GENERIC_ACRONYMS]
-    if not words:
+    return " ".join(words)
+
+
+def names_subject(name: str, passage: str) -> bool:
+    """Whether ``passage`` names the Latin-script ``name``: written as it is ("KT", "iPod"), or, unless
+    it starts with an acronym, by sound in Hangul ("Naver Cloud" -> "네이버클라우드")."""
+    if _latin_present(name, passage):
+        return True
+    return not name.split()[0].isupper() and soundalike.found(name, passage)
+
+
+LATIN_ASKED = 1.0  # across languages, an asked word the Korean passages write in Latin must be in the lead
+
+
+def _latin_asked_missing(question: str, lead: str, passages: Sequence[str]) -> bool:
+    """Whether an asked word of the English ``question`` (not its subject) that the retrieved Korean
+    passages write in Latin script ("GPU", "K-AI") is missing from the Korean ``lead``: that word
+    can be matched as written, so a lead without it is about something else."""
+    if not has_hangul(lead):
         return False
-    name = " ".join(words)
-    if _latin_present(name, lead_passage):
+    subject = {w.lower() for w in re.findall(r"[A-Za-z]+", latin_subject(question))}
+    text = " ".join(passages)
+    for w in re.findall(r"[A-Za-z][A-Za-z0-9-]*[A-Z0-9]", question):  # "GPU", "K-AI", "H5N1": as written
+        if w.lower() in subject or w.lower() == "ai" or not (w.isupper() or re.search(r"[\d-]", w)):
+            continue
+        rx = rf"(?<![A-Za-z0-9]){re.escape(w.rstrip('s') if len(w) > 3 else w)}"
+        if re.search(rx, text, re.I) and not re.search(rx, lead, re.I):
+            return True
+    return False
+
+
+def _heard_elsewhere(question: str, passages: Sequence[str], lead_passage: str, want: str) -> bool:
+    """Whether the Latin-script subject of ``question`` is named in some retrieved passage but not in
+    the lead's (:func:`names_subject`; only positive matches count, so a subject found nowhere
+    decides nothing)."""
+    if not SOUND_SUBJECT or not lead_passage or (SOUND_SUBJECT == 1 and want not in {"number", "time", "money"}):
         return False
-    if words[0].isupper():  # "NC AI", "LG AI Research": the acronym is written as it is in Korean text
-        return any(_latin_present(name, p) for p in passages)
-    return not soundalike.found(name, lead_passage) and any(soundalike.found(name, p) for p in passages)
+    name = latin_subject(question)
+    if not name or names_subject(name, lead_passage):
+        return False
+    return any(names_subject(name, p) for p in passages)
 
 
 # Attributes a question can ask for, each with how a question asks for it and how a sentence states it,
