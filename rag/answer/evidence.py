@@ -160,6 +160,9 @@ class Evidence:
                 break
             if s not in support and _neighbour(s, lead) and s.ask >= NEIGHBOUR_ASK:
                 support.append(s)
+        follow = self.completes(lead)
+        if follow is not None and follow not in support:
+            support = [*support[: max(1, k) - 2], follow] if k > 1 else support
         return [lead, *sorted(support, key=lambda s: (s.hit.chunk.doc_id, s.start))]
 
     def lead(self, ranked: list[Source]) -> Source:
@@ -176,6 +179,20 @@ class Evidence:
             if about and self.answers_type(s):
                 return s
         return top
+
+    def completes(self, lead: Source) -> Source | None:
+        """The sentence after an *echo* lead, when it holds what the lead lacks: the lead restates the
+        question (at most ``ECHO_NEW`` of its words are not the question's) or lacks the asked type,
+        and the next sentence of its passage holds the asked type ("…의견이 제기되었다." -> "대표적인
+        예가 10차 개헌안 발표이다.")."""
+        if not ECHO_NEXT or lead.lang != self.lang or self.want not in ECHO_TYPES:
+            return None
+        after = next((s for s in self.sources if _neighbour(s, lead) and s.index == lead.index + 1), None)
+        if after is None or not after.fit:
+            return None
+        words = token_set(lead.text)
+        new = len(words - token_set(self.resolved)) / max(1, len(words))
+        return after if (not lead.fit or new <= ECHO_NEW) else None
 
     def about_subject(self, ranked: list[Source]) -> Source:
         """The best sentence; across languages, the best one of a passage naming the question's
@@ -220,6 +237,9 @@ NEIGHBOUR_ASK = 0.4  # the sentence next to the lead is quoted when it holds thi
 TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
 PROMOTE_MARGIN = 0.8  # a sentence holding the asked type becomes the lead when it scores within this of the best
 PROMOTE_TOP = 8  # ... among this many best sentences
+ECHO_NEXT = 1.0  # quote the sentence after an echo lead when it holds the asked type (0: off)
+ECHO_NEW = 0.3  # a lead with at most this share of words outside the question restates it
+ECHO_TYPES = frozenset({"number", "time", "money", "name", "reason"})
 SUBJECT_MARGIN = 1.0  # across languages, a sentence of a passage naming the subject leads when within this
 
 
