@@ -49,6 +49,9 @@ def _doc() -> str:
         # "when" as a conjunction asks for no time
         ("According to the passage, what happens when a nucleus is split?", ""),
         ("When did Peter Lenz die?", "time"),
+        # measures ask for a number, so the measure is then checked ("how old" -> years)
+        ("How old was George W. Bush when he arrived in Singapore?", "number"),
+        ("What wind speed did hurricane Felicia reach?", "number"),
     ],
 )
 def test_answer_type(question: str, kind: str) -> None:
@@ -79,6 +82,11 @@ def test_asked_attributes_are_checked_in_both_languages() -> None:
     # "lead to" and "established friendly relations" ask for no leader and no founding
     assert not asked_attribute_missing("What could lead to an additional charge?", "A surcharge applies at night.")
     assert not asked_attribute_missing("Who established friendly relations with invaders?", "The king welcomed them.")
+    # a model's name: the lead must name a model ("foundation model project" asks for none)
+    assert asked_attribute_missing("What is the name of LG AI Research's model?", "KAIST는 LG AI연구원 컨소시엄을 제외했다.")
+    assert not asked_attribute_missing("Which model did KT release?", "보유한 대표 LLM은 ‘믿:음 2.0’이다.")
+    assert asked_attribute_missing("Which model did KT release?", "KT 역시 유력한 후보로 꼽혔으나 탈락했다.")
+    assert not asked_attribute_missing("Who left the K-AI foundation model project?", "카카오 등은 고배를 마셨다.")
 
 
 def test_subjects_are_names_written_as_words() -> None:

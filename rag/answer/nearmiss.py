@@ -14,7 +14,7 @@ sentences that look related. :func:`gap` tells the answerer when to refuse:
   holds none of the asked words (or, for a number/date/amount question, only
   the first); it states none of the words of a common asked attribute
   (employees, revenue, funding, founding, leader, parameters, release,
-  population, deaths: :func:`asked_attribute_missing`, both languages); it holds
+  population, deaths, models: :func:`asked_attribute_missing`, both languages); it holds
   nothing of the asked type (a number for "몇/how many", an amount for
   "얼마/how much ... invest", a date for "언제/when"), not with the asked counter
   ("몇 개 기관" -> "18개 기관") or measure ("how old", "how many people"); or an
@@ -399,6 +399,10 @@ _ATTRIBUTE_WORDS = (  # (how a question asks, how a sentence states it)
     ),
     (r"출시|\breleased?\b|\blaunch\w*", r"출시|공개|발표|선보|출범|내놓|release|launch|unveil|introduc|publish"),
     (r"인구|\bpopulation\b", r"인구|population|inhabitant|resident"),
+    (  # a model's name is asked for ("the name of LG AI Research's model", "what model did X submit")
+        r"모델\s*(?:의\s*)?(?:이름|명)|\bname\s+of\b.*\bmodel|\bmodel['’]?s?\s+name|\b(?:what|which)\s+(?:\w+\s+)?models?\b",
+        r"모델|model|LLM|‘",
+    ),
     (
         r"사망|숨진|\bdied\b|\bkilled\b|\bdeaths?\b",
         r"사망|숨진|숨졌|희생|사상자|목숨|died|killed|dead|death|fatalit|lives",
