@@ -84,8 +84,8 @@ def test_asked_attributes_are_checked_in_both_languages() -> None:
     assert not asked_attribute_missing("Who established friendly relations with invaders?", "The king welcomed them.")
     # a model's name: the lead must name a model ("foundation model project" asks for none)
     assert asked_attribute_missing("What is the name of LG AI Research's model?", "KAIST는 LG AI연구원 컨소시엄을 제외했다.")
-    assert not asked_attribute_missing("Which model did KT release?", "보유한 대표 LLM은 ‘믿:음 2.0’이다.")
-    assert asked_attribute_missing("Which model did KT release?", "KT 역시 유력한 후보로 꼽혔으나 탈락했다.")
+    assert not asked_attribute_missing("Which model does KT have?", "보유한 대표 LLM은 ‘믿:음 2.0’이다.")
+    assert asked_attribute_missing("Which model does KT have?", "KT 역시 유력한 후보로 꼽혔으나 탈락했다.")
     assert not asked_attribute_missing("Who left the K-AI foundation model project?", "카카오 등은 고배를 마셨다.")
 
 
