@@ -7,7 +7,8 @@ a', b, c, ...; medians and per-round ratios reported, since the shared CPU's
 speed changes by 2x within minutes):
 
 (a) ``rag index`` into a fresh folder with a fresh term-vector cache (the
-    default: sentences encoded alone), (a') the same with
+    default: sentences encoded alone; common words' term vectors from the shipped table,
+    ``rag.store.termtable``, unless ``--no-term-table``), (a') the same with
     ``RAG_SENTENCE_POOLING=1`` (sentence vectors pooled from the passage's pass);
 (b) a bare ``SentenceTransformer.encode`` of the texts (``passage: `` prompt,
     batch 32, normalised);
@@ -19,7 +20,7 @@ ratios of (a) to (b) and (c), peak RSS of each process, index bytes per
 passage. Times move 2x on a shared machine; the ratios are measured in the
 same run.
 
-Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N] [--rounds 3] [--no-pooled]
+Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N] [--rounds 3] [--no-pooled] [--no-term-table]
        python bench/ingest.py --mix 1000   (Korean KorQuAD paragraphs + English Belebele passages)
 """
 
@@ -112,7 +113,9 @@ def _median(xs: list[float]) -> float:
     return ys[mid] if len(ys) % 2 else (ys[mid - 1] + ys[mid]) / 2
 
 
-def bench(corpus: Path, work: Path, rounds: int = 3, pooled: bool = True, log: Path | None = None) -> dict[str, object]:
+def bench(
+    corpus: Path, work: Path, rounds: int = 3, pooled: bool = True, log: Path | None = None, table: bool = True
+) -> dict[str, object]:
     """Interleaved rounds (rag, rag pooled, bare, LangChain, then again): a noisy shared CPU slows
     all of them alike within a round, so ratios are taken per round and as ratios of medians."""
     from rag.config import Settings
@@ -123,7 +126,7 @@ def bench(corpus: Path, work: Path, rounds: int = 3, pooled: bool = True, log: P
     model_cache = Path(settings.cache_dir).expanduser()
     n = sum(1 for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip())
     rag = [sys.executable, "-c", "import sys; from rag.cli import main; sys.exit(main())"]
-    out: dict[str, object] = {"corpus": str(corpus), "passages": n, "rounds": rounds}
+    out: dict[str, object] = {"corpus": str(corpus), "passages": n, "rounds": rounds, "term_table": table}
     runs: dict[str, list[dict[str, float]]] = {}
     report: dict[str, object] = {}
     kinds = ["rag", *(["rag_pooled"] if pooled else []), "bare_encode", "langchain"]
@@ -133,11 +136,13 @@ def bench(corpus: Path, work: Path, rounds: int = 3, pooled: bool = True, log: P
             # a fresh term-vector cache each time ("cold": a first index of this corpus)
             cache = _fresh_cache(base / "cache", model_cache)
             env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_CACHE_DIR": str(cache),
-                   "RAG_SENTENCE_POOLING": "1" if kind == "rag_pooled" else "0"}
+                   "RAG_SENTENCE_POOLING": "1" if kind == "rag_pooled" else "0",
+                   "RAG_TERM_TABLE": "1" if table else "0"}
             if kind.startswith("rag"):
                 run = _run([*rag, "index", "--corpus", str(corpus), "--index", str(base / "idx"), "-q"], env)
                 report = json.loads(str(run.pop("stdout")))
                 run["bytes_per_passage"] = round(_folder_bytes(base / "idx") / max(1, int(str(report["chunks"]))))
+                run.update({k: report[k] for k in ("terms_embedded", "sentences_embedded")})
             else:
                 script = _BARE if kind == "bare_encode" else _LANGCHAIN
                 run = _run([sys.executable, "-c", script, str(model), str(corpus), str(base / "lc")], env)
@@ -173,6 +178,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     ap.add_argument("--no-pooled", action="store_true", help="skip the RAG_SENTENCE_POOLING=1 run")
     ap.add_argument("--log", type=Path, default=None, help="append each run's result to this JSONL as it ends")
+    ap.add_argument("--no-term-table", action="store_true",
+                    help="rag runs embed every term (RAG_TERM_TABLE=0): no shipped common-word vectors")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rag-ingest-"))
     try:
@@ -186,7 +193,8 @@ def main() -> None:
                 corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
             raise SystemExit("bench/ingest.py: give --corpus FILE.jsonl or --mix N")
-        print(json.dumps(bench(corpus, work, args.rounds, not args.no_pooled, args.log), indent=1))
+        result = bench(corpus, work, args.rounds, not args.no_pooled, args.log, not args.no_term_table)
+        print(json.dumps(result, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -48,6 +48,9 @@ class Settings:
     # docs/retrieval.md holds) or, when True, pooled from the passage's own forward pass
     # ("late chunking": no second encoding, but 0.4-2.7 points of R@5 lost on ko/en2ko/ko2en)
     sentence_pooling: bool = False
+    # term vectors of the 20k most common Korean and English words ship with the package
+    # (rag.store.termtable): a first index embeds only the rarer terms. False: embed every term
+    term_table: bool = True
 
     # --- reading the corpus (a bigger file or JSONL line is skipped and reported, never fatal)
     max_file_bytes: int = 20_000_000  # 20 MB: a news article is KBs; a bigger file is a dump or a mistake

@@ -323,7 +323,8 @@ def test_sentence_vectors_are_pooled_from_the_passage(tmp_path: Path, settings: 
 
 
 def test_second_index_takes_term_vectors_from_the_cache(tmp_path: Path, settings: Settings, embedder: Any) -> None:
-    settings = replace(settings, cache_dir=str(tmp_path / "cache"))
+    # the cache folder alone: not the shipped table of common words (tests/test_termtable.py)
+    settings = replace(settings, cache_dir=str(tmp_path / "cache"), term_table=False)
     corpus = write_corpus(tmp_path / "corpus")
     first = CountingEmbedder(embedder)
     r1 = build_index(settings, [corpus], tmp_path / "a", progress=False, embedder=first)

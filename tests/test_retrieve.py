@@ -131,7 +131,8 @@ def test_question_words_map_to_terms_of_the_other_script(small: Retriever) -> No
 
 
 def test_term_vectors_reused_when_an_article_is_added(tmp_path: Path, settings: Settings, embedder: Any) -> None:
-    settings = replace(settings, cache_dir=str(tmp_path / "cache"))  # no term vectors cached yet
+    # no term vectors cached yet, and none from the shipped table of common words (tests/test_termtable.py)
+    settings = replace(settings, cache_dir=str(tmp_path / "cache"), term_table=False)
     corpus = write_corpus(tmp_path / "c")
     first = build_index(settings, [corpus], tmp_path / "index", progress=False, embedder=embedder)
     (corpus / "new.md").write_text("---\ntitle: 새 기사\n---\n카카오가 새 인공지능 모델을 공개했다.", encoding="utf-8")

@@ -92,10 +92,11 @@ class TermVectors:
 
 def build(
     vocabulary: Sequence[str], old: TermVectors | None, embedder: Any, progress: bool | Callable[[int], None],
-    cache: Path | None = None,
+    cache: Path | None = None, table: bool = True,
 ) -> tuple[TermVectors, int]:
     """Vectors for the translatable terms of ``vocabulary``: terms ``old`` knows keep their
-    vector, terms the cache folder ``cache`` (``rag.store.termcache``) holds take it from there, and
+    vector, terms the cache folder ``cache`` (``rag.store.termcache``) holds take it from there,
+    then (``table``) those the shipped table of common words holds (``rag.store.termtable``), and
     only the rest go through the model (then added to the cache). Returns them and how many
     terms went through the model. ``progress``: show a bar, or a callback per batch of terms."""
     terms = sorted({t for t in vocabulary if translatable(t)})
@@ -106,7 +107,7 @@ def build(
             out[i] = old.vectors[known[t]]
     todo = [i for i, t in enumerate(terms) if t not in known]
     if cache is not None and todo:
-        cached = termcache.lookup(cache, [terms[i] for i in todo], embedder.dim)
+        cached = termcache.lookup(cache, [terms[i] for i in todo], embedder.dim, table)
         for i in todo:
             if terms[i] in cached:
                 out[i] = cached[terms[i]]
@@ -117,6 +118,18 @@ def build(
         if cache is not None:
             termcache.remember(cache, texts, out[np.asarray(todo)])
     return TermVectors.of(terms, out), len(todo)
+
+
+def pending(
+    vocabulary: Sequence[str], old: TermVectors | None, dim: int, cache: Path | None = None, table: bool = True
+) -> int:
+    """How many terms of ``vocabulary`` :func:`build` would send through the model (the rest come
+    from ``old``, the cache folder or the shipped table): the total of a build's progress bar."""
+    known = set(old.terms) if old is not None else set()
+    todo = sorted({t for t in vocabulary if translatable(t)} - known)
+    if cache is None or not todo:
+        return len(todo)
+    return len(todo) - len(termcache.lookup(cache, todo, dim, table))
 
 
 def embed_terms(embedder: Any, terms: Sequence[str], progress: bool | Callable[[int], None]) -> np.ndarray:

@@ -31,7 +31,7 @@ from rag.ingest.corpus import Problem, load_corpus
 from rag.ingest.dedup import collapse
 from rag.records import Chunk, Document
 from rag.store import checkpoint, termcache
-from rag.store.crosslex import TermVectors
+from rag.store.crosslex import TermVectors, pending
 from rag.store.crosslex import build as build_terms
 from rag.store.indexfiles import FORMAT, Index, load_index, write_files
 from rag.store.indexlock import locked, writer_active
@@ -174,16 +174,17 @@ def build_folder(
         # a passage (and its sentences) whose text the previous index holds keeps its vectors
         keys = [text_key(c.text) for c in chunks]
         old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
-        known_terms = set(old.terms.terms) if old is not None and old.terms is not None else set()
-        bar.plan(sum(k not in old_rows for k in keys) + sum(t not in known_terms for t in vocabulary) / TERM_COST)
+        cache = term_cache(settings, embedder)
+        n_terms = pending(vocabulary, old.terms if old is not None else None, embedder.dim, cache, settings.term_table)
+        bar.plan(sum(k not in old_rows for k in keys) + n_terms / TERM_COST)
         ckpt = checkpoint.folder_for(settings.cache_dir, path, str(getattr(embedder, "checksum", "")))
         vectors, sentences, embedded, n_sentences, resumed = _vectors_for(
             chunks, spans, keys, old, old_rows, embedder, bar, ckpt, settings
         )
         bar.stage("terms")
         terms, n_terms = build_terms(
-            vocabulary, old.terms if old else None, embedder, lambda k: bar.add(k / TERM_COST),
-            term_cache(settings, embedder),
+            vocabulary, old.terms if old else None, embedder, lambda k: bar.add(k / TERM_COST), cache,
+            settings.term_table,
         )
         bar.stage("writing")
         factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)

@@ -8,7 +8,8 @@ and prompt) holds shards, each ``<name>.npy`` (float16 vectors) and
 ``<name>.json`` (its terms, written last: a shard without it is ignored).
 Shards are added whole (temporary name, then rename), so two builds at once
 never corrupt the cache; when there are many they are merged into one.
-Nothing here embeds anything or knows about indexes.
+Common words' vectors also ship with the package (``rag.store.termtable``): a first
+index finds most everyday terms there. Nothing here embeds anything or knows about indexes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from rag.store import termtable
 
 MAX_SHARDS = 16  # more than this are merged into one on the next write
 
@@ -47,8 +50,17 @@ def _read(shard: Path, dim: int) -> tuple[list[str], np.ndarray] | None:
     return [str(t) for t in terms], vectors
 
 
-def lookup(folder: Path, terms: Sequence[str], dim: int) -> dict[str, np.ndarray]:
-    """The cached vectors (float32) of those ``terms`` the cache holds."""
+def lookup(folder: Path, terms: Sequence[str], dim: int, table: bool = True) -> dict[str, np.ndarray]:
+    """The cached vectors (float32) of those ``terms`` the cache holds, then (``table``) of those the
+    shipped table of common words holds (``rag.store.termtable``, same key: same model and prompt)."""
+    found = _lookup_shards(folder, terms, dim)
+    rest = [t for t in terms if t not in found]
+    if rest and table:
+        found.update(termtable.lookup(folder.name, rest, dim))
+    return found
+
+
+def _lookup_shards(folder: Path, terms: Sequence[str], dim: int) -> dict[str, np.ndarray]:
     wanted = set(terms)
     found: dict[str, np.ndarray] = {}
     for shard in _shards(folder):
