@@ -220,8 +220,8 @@ def _latin_asked_missing(question: str, lead: str, passages: Sequence[str]) -> b
     """Whether an asked word of the English ``question`` (not its subject) that the retrieved Korean
     passages write in Latin script ("GPU", "K-AI") is missing from the Korean ``lead``: that word
     can be matched as written, so a lead without it is about something else."""
-    if not has_hangul(lead):
-        return False
+    if has_hangul(question) or not has_hangul(lead):
+        return False  # only an English question over a Korean lead
     subject = {w.lower() for w in re.findall(r"[A-Za-z]+", latin_subject(question))}
     text = " ".join(passages)
     for w in re.findall(r"[A-Za-z][A-Za-z0-9-]*[A-Z0-9]", question):  # "GPU", "K-AI", "H5N1": as written
@@ -238,6 +238,8 @@ def _heard_elsewhere(question: str, passages: Sequence[str], lead_passage: str, 
     the lead's (:func:`names_subject`; only positive matches count, so a subject found nowhere
     decides nothing)."""
     if not SOUND_SUBJECT or not lead_passage or (SOUND_SUBJECT == 1 and want not in {"number", "time", "money"}):
+        return False
+    if has_hangul(question):  # a Korean question's subject is checked as written (``gap``)
         return False
     name = latin_subject(question)
     if not name or names_subject(name, lead_passage):
