@@ -83,7 +83,8 @@ def test_asked_attributes_are_checked_in_both_languages() -> None:
     assert not asked_attribute_missing("What could lead to an additional charge?", "A surcharge applies at night.")
     assert not asked_attribute_missing("Who established friendly relations with invaders?", "The king welcomed them.")
     # a model's name: the lead must name a model ("foundation model project" asks for none)
-    assert asked_attribute_missing("What is the name of LG AI Research's model?", "KAIST는 LG AI연구원 컨소시엄을 제외했다.")
+    lg = "KAIST는 LG AI연구원 컨소시엄을 제외했다."
+    assert asked_attribute_missing("What is the name of LG AI Research's model?", lg)
     assert not asked_attribute_missing("Which model does KT have?", "보유한 대표 LLM은 ‘믿:음 2.0’이다.")
     assert asked_attribute_missing("Which model does KT have?", "KT 역시 유력한 후보로 꼽혔으나 탈락했다.")
     assert not asked_attribute_missing("Who left the K-AI foundation model project?", "카카오 등은 고배를 마셨다.")
@@ -124,7 +125,8 @@ def test_a_subject_named_in_another_passage_marks_the_lead_as_off_subject() -> N
     # named nowhere by sound: nothing is decided by the subject (transliterations vary too much)
     assert gap("How much did Moreh invest?", moreh, 0.74, [moreh], True, lead_passage=moreh) is None
     motif = "모티프테크놀로지스는 엔비디아가 아닌 AMD GPU 기반 인프라로 AI 모델을 구축한다."
-    g = gap("NC AI는 어떤 GPU를 사용하나?", motif, 0.85, [motif, winners], False, lead_passage=motif, same_doc=[winners])
+    q = "NC AI는 어떤 GPU를 사용하나?"
+    g = gap(q, motif, 0.85, [motif, winners], False, lead_passage=motif, same_doc=[winners])
     assert g is not None and g.subject == "NC AI"  # "AI" names no one: "NC" is the subject
     assert gap("모티프테크놀로지스는 어떤 GPU를 쓰나?", motif, 0.85, [motif], False, lead_passage=motif) is None
 
