@@ -16,9 +16,10 @@ speed changes by 2x within minutes):
     ``bench``: ``pip install -e .[bench]``).
 
 Reported: passages/s of each (records of the corpus / wall seconds), the
-ratios of (a) to (b) and (c), peak RSS of each process, index bytes per
-passage. Times move 2x on a shared machine; the ratios are measured in the
-same run.
+ratios of (a) to (b) and (c) by wall time and by CPU time (user + system of the
+process and its threads: steadier than wall time when other work shares the
+cores), peak RSS of each process, index bytes per passage. Times move 2x on a
+shared machine; the ratios are measured in the same run.
 
 Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N] [--rounds 3] [--no-pooled] [--no-term-table]
        python bench/ingest.py --mix 1000   (Korean KorQuAD paragraphs + English Belebele passages)
@@ -59,7 +60,9 @@ def make_mix(n: int, out: Path) -> Path:
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run ``cmd``; its wall seconds and peak RSS (GB), from the kernel's accounting of that child."""
+    """Run ``cmd``; its wall seconds, CPU seconds (user + system, all threads) and peak RSS (GB), from
+    the kernel's accounting of that child. CPU seconds move much less than wall seconds when other
+    processes share the cores."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = proc.stdout.read() if proc.stdout else b""
@@ -67,7 +70,8 @@ def _run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     wall = time.perf_counter() - t
     if status != 0:
         raise SystemExit(f"bench/ingest.py: {' '.join(cmd[:4])}... failed (status {status}): {out[-2000:]!r}")
-    return {"seconds": round(wall, 2), "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 3), "stdout": out.decode()}
+    return {"seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_gb": round(usage.ru_maxrss / 1024**2, 3), "stdout": out.decode()}
 
 
 def _fresh_cache(base: Path, model_cache: Path) -> Path:
@@ -160,6 +164,8 @@ def bench(
                          "bytes_per_passage": runs[k][-1].get("bytes_per_passage")} for k, s in med.items()}
     pairs = [(a, b) for a in kinds if a.startswith("rag") for b in ("langchain", "bare_encode")]
     out["ratios_of_medians"] = {f"{a}/{b}": round(med[b] / med[a], 3) for a, b in pairs}
+    cpu = {k: _median([r["cpu_seconds"] for r in v]) for k, v in runs.items()}
+    out["cpu_ratios_of_medians"] = {f"{a}/{b}": round(cpu[b] / cpu[a], 3) for a, b in pairs}
     out["ratios_per_round"] = {
         f"{a}/{b}": [round(y["seconds"] / x["seconds"], 3) for x, y in zip(runs[a], runs[b], strict=True)]
         for a, b in pairs

@@ -69,3 +69,25 @@ def test_token_masks_and_character_map() -> None:
     pos = char_positions("a ﬁne day", lambda t: t.translate(expand))
     assert pos is not None and pos.tolist() == [0, 1, 2, 4, 5, 6, 7, 8, 9, 10]
     assert char_positions("plain", lambda t: t) is None
+
+
+def test_sentences_alone_embed_an_overlapping_sentence_once(embedder: Any) -> None:
+    """Neighbouring passages share a sentence (chunk overlap): encoded alone, it goes through the
+    model once, and both passages get the vector it has on its own."""
+    seen: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(embedder, name)
+
+        def encode_passages(self, texts: list[str], progress: Any = None) -> np.ndarray:
+            seen.extend(texts)
+            return embedder.encode_passages(texts, progress=progress)
+
+    shared = "부산은 바다가 보이는 항구 도시이다."
+    first, second = f"서울은 한국의 수도이다. {shared}", f"{shared} 제주도는 감귤로 유명한 섬이다."
+    spans = [split_sentences(first), split_sentences(second)]
+    _, sents = encode_pooled(Counting(), [first, second], spans, pooled=False)
+    assert seen.count(shared) == 1 and len(seen) == 2 + 3  # two passages, three distinct sentences
+    alone = embedder.encode_passages([shared])[0]
+    assert float(sents[0][1] @ alone) > 0.9999 and float(sents[1][0] @ alone) > 0.9999

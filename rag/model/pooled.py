@@ -142,10 +142,13 @@ def _encode_alone(
     embedder: Any, texts: Sequence[str], spans: Sequence[Sequence[Span]], which: list[list[int]],
     out: list[np.ndarray],
 ) -> None:
-    """Embed the sentences ``which[i]`` of text ``i`` on their own into ``out[i]``."""
+    """Embed the sentences ``which[i]`` of text ``i`` on their own into ``out[i]``; a sentence that
+    occurs more than once (the overlap between neighbouring passages) is embedded once."""
     todo = [(i, k) for i, ks in enumerate(which) for k in ks]
     if not todo:
         return
-    vecs = embedder.encode_passages([texts[i][spans[i][k][0] : spans[i][k][1]] for i, k in todo])
-    for (i, k), v in zip(todo, vecs, strict=True):
-        out[i][k] = v
+    sentences = [texts[i][spans[i][k][0] : spans[i][k][1]] for i, k in todo]
+    row = {s: j for j, s in enumerate(dict.fromkeys(sentences))}
+    vecs = embedder.encode_passages(list(row))
+    for (i, k), s in zip(todo, sentences, strict=True):
+        out[i][k] = vecs[row[s]]
