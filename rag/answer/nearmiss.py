@@ -12,18 +12,22 @@ sentences that look related. :func:`gap` tells the answerer when to refuse:
   can be checked);
 - ``fact``: the lead comes from a passage that does not name the subject and
   holds none of the asked words (or, for a number/date/amount question, only
-  the first); it states none of the words of a common asked attribute
-  (employees, revenue, funding, founding, leader, parameters, release,
-  population, deaths, models: :func:`asked_attribute_missing`, both languages); it holds
-  nothing of the asked type (a number for "몇/how many", an amount for
+  the first), or while another retrieved passage of its article does name it;
+  across languages, while another retrieved passage names the English subject
+  as written or by sound (:mod:`rag.answer.soundalike`), or without an asked
+  word the Korean passages write in Latin script ("GPU"); it states none of the
+  words of a common asked attribute (employees, revenue, funding, founding,
+  leader, parameters, release, population, deaths, models; both languages); it
+  holds nothing of the asked type (a number for "몇/how many", an amount for
   "얼마/how much ... invest", a date for "언제/when"), not with the asked counter
-  ("몇 개 기관" -> "18개 기관") or measure ("how old", "how many people"); or an
-  "X의 이름" question's lead names X without the asked attribute word.
+  ("몇 개 기관" -> "18개 기관", "how many teams" -> "15개팀") or measure ("how
+  old", "how many people"): :mod:`rag.answer.askedfact`; or an "X의 이름"
+  question's lead names X without the asked attribute word.
 
 :class:`rag.answer.evidence.Evidence` uses the same checks to pick a lead that
 answers before :func:`gap` is asked. The short answer inside the lead sentence
 is :mod:`rag.answer.shortspan`'s. Thresholds and rules are chosen on whole sets
-(``bench/answer_rules.py``; the numbers are in ``notes/issue-14.md``).
+(``bench/answer_rules.py``; the numbers are in ``notes/issue-14.md`` and ``notes/issue-14-r3.md``).
 """
 
 from __future__ import annotations
