@@ -31,8 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rag.answer import askedfact, nearmiss, timeline  # noqa: E402
 from rag.answer import evidence as evmod  # noqa: E402
-from rag.answer import nearmiss, timeline  # noqa: E402
 from rag.answer.compose import abstention, extractive  # noqa: E402
 from rag.answer.support import answer_type, fits, token_set, warm_tokens  # noqa: E402
 from rag.config import Settings  # noqa: E402
@@ -142,7 +142,7 @@ def grade(queries: list[dict[str, Any]], answers: list[Any], timeline_set: bool)
 
 
 def _set_param(name: str, value: float) -> None:
-    for mod in (evmod, nearmiss):
+    for mod in (evmod, nearmiss, askedfact):
         if hasattr(mod, name):
             setattr(mod, name, value)
             return

@@ -49,6 +49,9 @@ def _doc() -> str:
         # "when" as a conjunction asks for no time
         ("According to the passage, what happens when a nucleus is split?", ""),
         ("When did Peter Lenz die?", "time"),
+        # measures ask for a number, so the measure is then checked ("how old" -> years)
+        ("How old was George W. Bush when he arrived in Singapore?", "number"),
+        ("What wind speed did hurricane Felicia reach?", "number"),
     ],
 )
 def test_answer_type(question: str, kind: str) -> None:
@@ -79,6 +82,12 @@ def test_asked_attributes_are_checked_in_both_languages() -> None:
     # "lead to" and "established friendly relations" ask for no leader and no founding
     assert not asked_attribute_missing("What could lead to an additional charge?", "A surcharge applies at night.")
     assert not asked_attribute_missing("Who established friendly relations with invaders?", "The king welcomed them.")
+    # a model's name: the lead must name a model ("foundation model project" asks for none)
+    lg = "KAIST는 LG AI연구원 컨소시엄을 제외했다."
+    assert asked_attribute_missing("What is the name of LG AI Research's model?", lg)
+    assert not asked_attribute_missing("Which model does KT have?", "보유한 대표 LLM은 ‘믿:음 2.0’이다.")
+    assert asked_attribute_missing("Which model does KT have?", "KT 역시 유력한 후보로 꼽혔으나 탈락했다.")
+    assert not asked_attribute_missing("Who left the K-AI foundation model project?", "카카오 등은 고배를 마셨다.")
 
 
 def test_subjects_are_names_written_as_words() -> None:
@@ -89,6 +98,47 @@ def test_subjects_are_names_written_as_words() -> None:
     assert _present("Iraqi", "the prison in Iraq")
     assert subject_names("Following the explosion, who was treated for serious injuries?", cross=False) == []
     assert subject_names("지상파 3사중 유일하게 SBS만 단독중계를 하게 된 이유는?", cross=False) == ["SBS"]
+
+
+def test_latin_names_are_heard_in_hangul_words() -> None:
+    from rag.answer.soundalike import found
+
+    for name, text in (
+        ("Naver Cloud", "▲네이버클라우드 ▲업스테이지"),
+        ("Upstage", "▲업스테이지 ▲SKT"),
+        ("Mathpresso", "▲매스프레소 ▲투모로 로보틱스"),
+        ("Kakao", "카카오는 상세 컨소시엄을 공개하지 않았지만"),
+        ("Hurricane Felicia", "허리케인 펠리시아는 약해졌다"),
+        ("Singapore", "싱가포르에 도착했다"),
+    ):
+        assert found(name, text), name
+    assert not found("Naver", "엔비디아가 아닌 AMD GPU 기반 인프라로")  # two sounds must be the whole word
+    assert not found("Upstage", "모회사인 모레는 300억원 규모 투자 유치에 성공했다")
+    assert not found("Naver Cloud", "클라우드 기반 서비스를 제공한다")  # "Cloud" alone is not the name
+
+
+def test_a_subject_named_in_another_passage_marks_the_lead_as_off_subject() -> None:
+    moreh = "모회사인 모레는 지난 2023년 300억원 규모 시리즈B 투자 유치에 성공한 바 있다."
+    winners = "최종 선발된 5개 컨소시엄은 ▲네이버클라우드 ▲업스테이지 ▲SKT ▲NC AI ▲LG AI연구원 등이다."
+    g = gap("How much did Naver Cloud invest in its model?", moreh, 0.74, [moreh, winners], True, lead_passage=moreh)
+    assert g is not None and g.kind == "fact" and g.subject == "Naver Cloud"
+    # named nowhere by sound: nothing is decided by the subject (transliterations vary too much)
+    assert gap("How much did Moreh invest?", moreh, 0.74, [moreh], True, lead_passage=moreh) is None
+    motif = "모티프테크놀로지스는 엔비디아가 아닌 AMD GPU 기반 인프라로 AI 모델을 구축한다."
+    q = "NC AI는 어떤 GPU를 사용하나?"
+    g = gap(q, motif, 0.85, [motif, winners], False, lead_passage=motif, same_doc=[winners])
+    assert g is not None and g.subject == "NC AI"  # "AI" names no one: "NC" is the subject
+    assert gap("모티프테크놀로지스는 어떤 GPU를 쓰나?", motif, 0.85, [motif], False, lead_passage=motif) is None
+
+
+def test_english_counted_nouns_need_a_korean_counter() -> None:
+    from rag.answer.nearmiss import counted_across
+
+    assert not counted_across("How many teams applied from Naver?", "최종 선발된 5개 컨소시엄은 네이버클라우드 등이다.")
+    assert counted_across("How many teams applied?", "접수한 15개팀 중 1차 서면 평가를 진행했다.")
+    assert counted_across("How many institutions joined KT's consortium?", "18개 기관으로 구성했었다.")
+    assert not counted_across("How many employees does Moreh have?", "1020억 파라미터 LLM을 개발한 핵심 인력")
+    assert counted_across("How many people died?", "The quake killed 60,000 people.")  # English text: not checked
 
 
 def test_short_span_picks_the_date_near_the_asked_words() -> None:
@@ -189,6 +239,8 @@ def test_near_misses_are_refused_or_qualified(seed_retriever: Any) -> None:
         "KT가 이번 사업에 투자한 금액은 얼마인가?",
         "솔트룩스의 루시아3는 파라미터가 몇 개인가?",  # a number about another company is no answer
         "How many employees does KT have?",  # across languages: the asked attribute is not stated
+        "How much did Naver Cloud invest in its model?",  # Moreh's 300억원 is about another company
+        "NC AI는 어떤 GPU를 사용하나?",  # Motif's AMD GPU
     ):
         a = answer(seed_retriever, q)
         assert a.abstained or a.to_json()["qualified"] is True, q

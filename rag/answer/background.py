@@ -5,7 +5,7 @@ sports, recipes, arithmetic, small talk and the like. Embedded once per model
 (kept in memory and in the cache dir), it gives two numbers per question:
 
 - the cosine with the nearest background text: a question closer to small talk
-  than to any article is out of scope (see ``rag.answer.evidence.Calibration``);
+  than to any article is out of scope (see ``rag.answer.abstain.Calibration``);
 - the mean cosine with the background texts of each language: how high cosines
   between this question and any text of that language run, which makes scores
   of Korean and English passages comparable.

@@ -192,6 +192,8 @@ def extractive(ev: Evidence, settings: Settings, notice: str = "") -> Answer:
         # passages in another language may name the subject in their own script ("Busan" for "부산")
         cross=lead.lang != ev.lang or any((h.chunk.lang or ev.lang) != ev.lang for h in ev.hits),
         lead_passage=f"{lead.hit.title}\n{lead.hit.chunk.text}",
+        # the lead's article elsewhere: whether it names the subject in another passage
+        same_doc=[h.chunk.text for h in ev.hits if h.chunk.doc_id == lead.hit.chunk.doc_id and h is not lead.hit],
     )
     if missing is not None:
         about = _about_subject(ev, missing.subject) if missing.kind == "fact" else None

@@ -7,8 +7,7 @@ evidence is strong enough to answer at all. The answer writers in
 :mod:`rag.answer.compose` and :mod:`rag.answer.llm_answer` only format what it found.
 
 Abstention looks at passages, with absolute cosines of the question vector
-(:class:`Calibration`, thresholds chosen on whole sets: the seed questions,
-Belebele ko/en and the off-topic set; see ``docs/answers.md``).
+(:mod:`rag.answer.abstain`).
 
 Sentences are then ranked by
 
@@ -40,9 +39,19 @@ from typing import Any
 
 import numpy as np
 
+from rag.answer.abstain import decide
 from rag.answer.background import background_similarity
 from rag.answer.followup import resolve
-from rag.answer.nearmiss import asked_attribute_missing, asked_words, counted, measured, subject_names
+from rag.answer.nearmiss import (
+    asked_attribute_missing,
+    asked_words,
+    counted,
+    counted_across,
+    latin_subject,
+    measured,
+    names_subject,
+    subject_names,
+)
 from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
 from rag.answer.vectors import embed_sentences, memoized, sentence_spans, stored_sentence_vectors
 from rag.config import Settings
@@ -51,31 +60,6 @@ from rag.records import Hit, Turn
 from rag.search.retrieve import Filters, Retriever
 from rag.text import detect_lang
 
-
-@dataclass(frozen=True)
-class Calibration:
-    """Abstention thresholds on absolute cosines; see ``docs/answers.md`` for the measurements.
-
-    ``cos`` is the question's cosine with its best retrieved passage, ``gap`` how far
-    that passage stands out from the average passage of the index, ``contrast``
-    how much closer the question is to that passage than to the nearest text of
-    the background set (``rag/data/background.txt``: weather, sports, recipes,
-    arithmetic, small talk and other requests no article answers).
-    """
-
-    same_contrast: float = 0.0  # below: the question is more like small talk than like the articles
-    same_cos: float = 0.85  # same language: a passage this close is about the question ...
-    same_gap: float = 0.035  # ... or one that stands out this much from the rest of the index
-    # across languages (English question, Korean article) e5-small cosines are lower and noisier:
-    # answerable seed/dialogue questions reach contrast >= -0.018, off-topic ones stay <= -0.016
-    cross_contrast: float = -0.02
-    cross_cos: float = 0.74  # a floor only
-    # ... unless one sentence is closer to the question than the background (off-topic en <= -0.017,
-    # "the first-stage evaluation that cuts five teams to four" +0.016)
-    cross_sent_contrast: float = 0.0
-
-
-CALIBRATION = Calibration()
 SEM_TOP = 8  # sentences embedded for a question in another language than its passages (8 = 12 on seed+dialogues)
 W_LEX, W_SEM, W_COS = 0.0, 4.0, 2.0  # sentence ranking: cosines differ in the second decimal; W_LEX 0: the
 # asked words (W_ASK) rank better than all the question's words (bench/answer_rules.py, notes/issue-14.md)
@@ -157,7 +141,7 @@ class Evidence:
         """The best sentence; for a question asking for a number, an amount or a date, the best
         one within ``PROMOTE_MARGIN`` of it that holds one, when the best does not and it is about
         the same thing (in the best sentence's passage, or naming the asked subject)."""
-        top = ranked[0]
+        top = self.about_subject(ranked)
         if self.answers_type(top):
             return top
         for s in ranked[1:PROMOTE_TOP]:
@@ -165,6 +149,25 @@ class Evidence:
                 break
             about = s.hit.chunk.chunk_id == top.hit.chunk.chunk_id or (self.subject and _has(s.text, self.subject))
             if about and self.answers_type(s):
+                return s
+        return top
+
+    def about_subject(self, ranked: list[Source]) -> Source:
+        """The best sentence; across languages, the best one of a passage naming the question's
+        Latin-script subject ("Naver Cloud" -> "네이버클라우드") when the best one's passage does not
+        and it scores within ``SUBJECT_MARGIN`` (else :func:`rag.answer.nearmiss.gap` refuses)."""
+        top = ranked[0]
+        name = latin_subject(self.resolved) if top.lang != self.lang else ""
+        if not name or not SUBJECT_MARGIN:
+            return top
+        named: dict[str, bool] = {}
+        for s in ranked:
+            if s.score < top.score - SUBJECT_MARGIN:
+                break
+            cid = s.hit.chunk.chunk_id
+            if cid not in named:
+                named[cid] = names_subject(name, f"{s.hit.title}\n{s.hit.chunk.text}")
+            if named[cid]:
                 return s
         return top
 
@@ -177,8 +180,11 @@ class Evidence:
             return True
         if not s.fit:
             return False
-        if self.want != "number" or s.lang != self.lang:
+        if self.want != "number":
             return True
+        if s.lang != self.lang:  # "how many teams" over a Korean sentence: "15개팀"
+            passage = f"{s.hit.title}\n{s.hit.chunk.text}"
+            return counted_across(self.resolved, s.text) and measured(self.resolved, s.text, [passage], cross=True)
         return counted(self.resolved, s.text) and measured(self.resolved, s.text)
 
 
@@ -189,6 +195,7 @@ NEIGHBOUR_ASK = 0.4  # the sentence next to the lead is quoted when it holds thi
 TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
 PROMOTE_MARGIN = 0.8  # a sentence holding the asked type becomes the lead when it scores within this of the best
 PROMOTE_TOP = 8  # ... among this many best sentences
+SUBJECT_MARGIN = 1.0  # across languages, a sentence of a passage naming the subject leads when within this
 
 
 def _neighbour(s: Source, lead: Source) -> bool:
@@ -257,7 +264,8 @@ def gather(
     ev.baseline = by_lang
     stored = stored_sentence_vectors(retriever, ev.hits)
     sent_best = max((float(v @ ev.qvec) for v in stored.values()), default=max(cos))
-    _decide(ev, cos, mean, nearest, settings.min_answer_score, sent_best)
+    same = (best.lang or detect_lang(best.text)) == ev.lang
+    ev.abstain, ev.reason, ev.extra["scores"] = decide(cos, mean, nearest, same, settings.min_answer_score, sent_best)
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
         _score(ev, embedder, stored)
@@ -360,39 +368,3 @@ def rescore(ev: Evidence) -> None:
 def _base(ev: Evidence, s: Source) -> float:
     lang = s.hit.chunk.lang or s.lang
     return ev.baseline.get(lang, ev.baseline.get("", 0.0))
-
-
-def _decide(
-    ev: Evidence, cos: list[float], mean: float, background: float, floor: float = 0.0, sent_best: float = -1.0
-) -> None:
-    """Answer or abstain; ``floor`` (``RAG_MIN_ANSWER_SCORE``, 0 = off) is a stricter cosine floor on top.
-    ``sent_best`` is the question's best cosine with one sentence of the retrieved passages."""
-    cal = CALIBRATION
-    best = max(range(len(cos)), key=lambda i: cos[i])
-    best_cos = cos[best]
-    gap = best_cos - mean
-    contrast = best_cos - background
-    sent_contrast = sent_best - background
-    passage_lang = ev.hits[best].chunk.lang or detect_lang(ev.hits[best].chunk.text)
-    same = passage_lang == ev.lang
-    ev.extra["scores"] = {
-        "cos": round(best_cos, 4),
-        "gap": round(gap, 4),
-        "contrast": round(contrast, 4),
-        "sent_contrast": round(sent_contrast, 4),
-        "same_language": same,
-    }
-    # across languages one sentence can match a question that its whole passage does not
-    # ("the first-stage evaluation that cuts five teams to four" is one clause of a long passage)
-    if not same and sent_contrast >= cal.cross_sent_contrast:
-        contrast = max(contrast, cal.cross_contrast)
-    if contrast < (cal.same_contrast if same else cal.cross_contrast):
-        ev.abstain, ev.reason = True, "closer to small talk than to any article"
-    elif same and best_cos < cal.same_cos and gap < cal.same_gap:
-        ev.abstain, ev.reason = True, "no passage is specifically about the question"
-    elif not same and best_cos < cal.cross_cos:
-        ev.abstain, ev.reason = True, "no passage is about the question"
-    elif best_cos < floor:
-        ev.abstain, ev.reason = True, f"best passage's cosine {best_cos:.3f} is below RAG_MIN_ANSWER_SCORE={floor}"
-    else:
-        ev.abstain, ev.reason = False, "evidence"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.answer.nearmiss import _COUNTERS, _KO_NUMERALS, _norm, asked_words, names
+from rag.answer.askedfact import _COUNTERS, _KO_NUMERALS
+from rag.answer.nearmiss import _norm, asked_words, names
 from rag.answer.support import answer_type, token_set
 
 _PARTICLE_RE = re.compile(r"(에서|으로|에게|까지|부터|이며|이다|이고|에는|에|의|은|는|이|가|을|를|로|과|와|도|만)$")

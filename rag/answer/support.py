@@ -146,7 +146,11 @@ _WANTS = (
     ),
     (
         "number",
-        re.compile(r"몇|얼마|규모|\bhow\s+(many|much|long|big|large)\b|\bwhat\s+(percentage|number)\b", re.I),
+        re.compile(
+            r"몇|얼마|규모|\bhow\s+(many|much|long|big|large|old|tall|high|fast|far|deep|wide|heavy)\b|"
+            r"\bwhat\s+(percentage|number|age|height|(?:\w+\s+)?speed)\b",
+            re.I,
+        ),
     ),
     ("reason", re.compile(r"이유|원인|왜|\bwhy\b|\breasons?\b|\bcause\b", re.I)),
     ("name", re.compile(r"어디|누구|어느|이름|\bname\b|\bwhich\b|\bwho(m|se)?\b|\bwhere\b", re.I)),
