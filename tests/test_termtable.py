@@ -13,7 +13,7 @@ import pytest
 
 from rag.config import Settings
 from rag.store import termtable
-from rag.store.crosslex import pending, translatable
+from rag.store.crosslex import plan, translatable
 from rag.store.index import build_index, term_cache
 from rag.text import tokens
 
@@ -65,7 +65,7 @@ def test_first_index_embeds_only_terms_the_table_lacks(tmp_path: Path, settings:
     cache = _fresh(tmp_path / "c1", settings)
     folder = term_cache(replace(settings, cache_dir=str(cache)), embedder)
     assert folder is not None
-    planned = pending(sorted(vocab), None, embedder.dim, folder)  # the progress bar's share of terms
+    planned = len(plan(sorted(vocab), None, embedder.dim, folder).todo)  # the progress bar's share of terms
     with_table = build_index(replace(settings, cache_dir=str(cache)), [corpus],
                              tmp_path / "i1", progress=False, embedder=embedder)
     without = build_index(replace(settings, cache_dir=str(_fresh(tmp_path / "c2", settings)), term_table=False),
@@ -73,7 +73,7 @@ def test_first_index_embeds_only_terms_the_table_lacks(tmp_path: Path, settings:
     assert without.terms_embedded == len(vocab)
     assert 0 < with_table.terms_embedded < len(vocab) / 2  # common words from the table; the name is not
     assert planned == with_table.terms_embedded
-    assert pending(sorted(vocab), None, embedder.dim, folder) == 0  # now all in the cache
+    assert not plan(sorted(vocab), None, embedder.dim, folder).todo  # now all in the cache
 
 
 def _fresh(folder: Path, settings: Settings) -> Path:

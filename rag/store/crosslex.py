@@ -103,46 +103,59 @@ class TermVectors:
         return cls.of([str(t) for t in terms], vectors)
 
 
-def build(
-    vocabulary: Sequence[str], old: TermVectors | None, embedder: Any, progress: bool | Callable[[int], None],
-    cache: Path | None = None, table: bool = True,
-) -> tuple[TermVectors, int]:
-    """Vectors for the translatable terms of ``vocabulary``: terms ``old`` knows keep their
-    vector, terms the cache folder ``cache`` (``rag.store.termcache``) holds take it from there,
-    then (``table``) those the shipped table of common words holds (``rag.store.termtable``), and
-    only the rest go through the model (then added to the cache). Returns them and how many
-    terms went through the model. ``progress``: show a bar, or a callback per batch of terms."""
+@dataclass(frozen=True)
+class TermPlan:
+    """The translatable terms of a vocabulary (sorted), the vectors already known for them (rows of
+    ``vectors``; zeros elsewhere) and the rows the model still has to embed (``todo``)."""
+
+    terms: list[str]
+    vectors: np.ndarray  # float32 (len(terms), dim)
+    todo: list[int]
+
+
+def plan(
+    vocabulary: Sequence[str], old: TermVectors | None, dim: int, cache: Path | None = None, table: bool = True
+) -> TermPlan:
+    """Which terms of ``vocabulary`` need the model: terms ``old`` knows keep their vector, terms
+    the cache folder ``cache`` (``rag.store.termcache``) holds take it from there, then (``table``)
+    those the shipped table of common words holds (``rag.store.termtable``). ``len(todo)`` is
+    the terms' share of a build's progress bar."""
     terms = sorted({t for t in vocabulary if translatable(t)})
     known = {t: i for i, t in enumerate(old.terms)} if old is not None else {}
-    out = np.zeros((len(terms), embedder.dim), np.float32)
+    out = np.zeros((len(terms), dim), np.float32)
     for i, t in enumerate(terms):
         if t in known and old is not None:
             out[i] = old.vectors[known[t]]
     todo = [i for i, t in enumerate(terms) if t not in known]
     if cache is not None and todo:
-        cached = termcache.lookup(cache, [terms[i] for i in todo], embedder.dim, table)
+        cached = termcache.lookup(cache, [terms[i] for i in todo], dim, table)
         for i in todo:
             if terms[i] in cached:
                 out[i] = cached[terms[i]]
         todo = [i for i in todo if terms[i] not in cached]
-    if todo:
-        texts = [terms[i] for i in todo]
-        out[np.asarray(todo)] = embed_terms(embedder, texts, progress)
+    return TermPlan(terms, out, todo)
+
+
+def complete(
+    planned: TermPlan, embedder: Any, progress: bool | Callable[[int], None], cache: Path | None = None
+) -> tuple[TermVectors, int]:
+    """The plan's vectors with its ``todo`` rows embedded by the model (then added to the cache);
+    also how many terms went through the model. ``progress``: show a bar, or a callback per batch."""
+    out = planned.vectors
+    if planned.todo:
+        texts = [planned.terms[i] for i in planned.todo]
+        out[np.asarray(planned.todo)] = embed_terms(embedder, texts, progress)
         if cache is not None:
-            termcache.remember(cache, texts, out[np.asarray(todo)])
-    return TermVectors.of(terms, out), len(todo)
+            termcache.remember(cache, texts, out[np.asarray(planned.todo)])
+    return TermVectors.of(planned.terms, out), len(planned.todo)
 
 
-def pending(
-    vocabulary: Sequence[str], old: TermVectors | None, dim: int, cache: Path | None = None, table: bool = True
-) -> int:
-    """How many terms of ``vocabulary`` :func:`build` would send through the model (the rest come
-    from ``old``, the cache folder or the shipped table): the total of a build's progress bar."""
-    known = set(old.terms) if old is not None else set()
-    todo = sorted({t for t in vocabulary if translatable(t)} - known)
-    if cache is None or not todo:
-        return len(todo)
-    return len(todo) - len(termcache.lookup(cache, todo, dim, table))
+def build(
+    vocabulary: Sequence[str], old: TermVectors | None, embedder: Any, progress: bool | Callable[[int], None],
+    cache: Path | None = None, table: bool = True,
+) -> tuple[TermVectors, int]:
+    """Vectors for the translatable terms of ``vocabulary`` (:func:`plan`, then :func:`complete`)."""
+    return complete(plan(vocabulary, old, embedder.dim, cache, table), embedder, progress, cache)
 
 
 def embed_terms(embedder: Any, terms: Sequence[str], progress: bool | Callable[[int], None]) -> np.ndarray:

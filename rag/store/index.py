@@ -31,8 +31,7 @@ from rag.ingest.corpus import Problem, load_corpus
 from rag.ingest.dedup import collapse
 from rag.records import Chunk, Document
 from rag.store import checkpoint, chunkstore, termcache
-from rag.store.crosslex import TermVectors, pending
-from rag.store.crosslex import build as build_terms
+from rag.store.crosslex import TermVectors, complete, plan
 from rag.store.indexfiles import FORMAT, Index, load_index, write_files
 from rag.store.indexlock import locked, writer_active
 from rag.store.lexical import Lexical
@@ -176,17 +175,14 @@ def build_folder(
         keys = [text_key(c.text) for c in chunks]
         old_rows = {text_key(c.text): i for i, c in enumerate(old.chunks)} if old is not None else {}
         cache = term_cache(settings, embedder)
-        n_terms = pending(vocabulary, old.terms if old is not None else None, embedder.dim, cache, settings.term_table)
-        bar.plan(sum(k not in old_rows for k in keys) + n_terms / TERM_COST)
+        term_plan = plan(vocabulary, old.terms if old is not None else None, embedder.dim, cache, settings.term_table)
+        bar.plan(sum(k not in old_rows for k in keys) + len(term_plan.todo) / TERM_COST)
         ckpt = checkpoint.folder_for(settings.cache_dir, path, str(getattr(embedder, "checksum", "")))
         vectors, sentences, embedded, n_sentences, resumed = _vectors_for(
             chunks, spans, keys, old, old_rows, embedder, bar, ckpt, settings
         )
         bar.stage("terms")
-        terms, n_terms = build_terms(
-            vocabulary, old.terms if old else None, embedder, lambda k: bar.add(k / TERM_COST), cache,
-            settings.term_table,
-        )
+        terms, n_terms = complete(term_plan, embedder, lambda k: bar.add(k / TERM_COST), cache)
         bar.stage("writing")
         factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
         checkpoint.clear(ckpt)
