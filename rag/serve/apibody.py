@@ -110,7 +110,9 @@ def document_rules(schema: dict[str, Any], max_question_chars: int, max_body_byt
     docstring). What JSON Schema cannot say (``from`` not after ``to``; the last ``user`` message
     is the question; the whole body at most ``max_body_bytes``) is said in descriptions."""
     models = schema.get("components", {}).get("schemas", {})
-    question = {"minLength": 1, "maxLength": max_question_chars, "pattern": r"\S",
+    # a character Python's str.strip keeps: ECMA's \S also matches U+001C-U+001F and U+0085,
+    # which the server strips ("question is empty")
+    question = {"minLength": 1, "maxLength": max_question_chars, "pattern": r"[^\s\u001c-\u001f\u0085]",
                 "description": f"at least one non-space character, at most {max_question_chars} characters"}
     day = {"anyOf": [{"type": "string", "maxLength": 0}, {"type": "string", "format": "date", "pattern": DAY}],
            "default": ""}
