@@ -88,3 +88,30 @@ def _fresh(folder: Path, settings: Settings) -> Path:
 @pytest.fixture(autouse=True)
 def _clear_table_memo() -> None:
     termtable._table.cache_clear()
+
+
+class _Counting:
+    """The real embedder, recording which texts reach the model."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.sent = inner, []  # type: list[str]
+        self.checksum, self.query_prompt, self.dim = inner.checksum, inner.query_prompt, inner.dim
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        self.sent.extend(texts)
+        return self.inner.encode_queries(texts)
+
+
+def test_question_words_in_the_table_skip_the_model(settings: Settings, embedder: Any) -> None:
+    from rag.store.crosslex import TermVectors
+
+    index_terms = TermVectors.of(["선정", "평가"], embedder.encode_queries(["선정", "평가"]))
+    counting = _Counting(embedder)
+    table = termtable.for_questions(counting, settings.term_table)
+    assert table is not None
+    words = ["government", "평가", "zyxwvutsq"]  # in the table, an index term, in neither
+    got = index_terms.word_vectors(words, counting, {}, table)
+    assert counting.sent == ["zyxwvutsq"]  # only the unknown word went through the model
+    ref = embedder.encode_queries(words)
+    assert all(float(g @ r) > 0.995 for g, r in zip(got, ref, strict=True))
+    assert termtable.for_questions(counting, enabled=False) is None  # RAG_TERM_TABLE=0

@@ -43,6 +43,7 @@ from rag.store.milvus import (
 )
 from rag.store.sentvec import SentenceVectors
 from rag.store.sparsebm25 import Counts, key_vector, query_vector, term_id
+from rag.store.termtable import for_questions
 from rag.text import detect_lang, has_hangul, tokens
 
 _FIELDS = ["pk", "doc_id", "text", "span_start", "span_end", "lang", "doc", "dense", "sentences"]
@@ -184,6 +185,7 @@ class MilvusRetriever(Retriever):
         self.settings = settings
         self.fusion = fusion or Fusion()
         self._word_vectors: dict[str, np.ndarray] = {}
+        self._table = for_questions(embedder, settings.term_table)
         self.client = index.client
         self.name = index.name
         self.counts = Counts(**index.manifest["bm25"])
@@ -325,7 +327,8 @@ class MilvusRetriever(Retriever):
         return self._ann("bm25", queries, n, exprs)
 
     def _word_vectors_of(self, words: list[str]) -> np.ndarray:
-        """Vectors of question words as index terms have them: the stored term vector, else embedded."""
+        """Vectors of question words as index terms have them: the stored term vector, else the shipped
+        table's (common words), else embedded."""
         ids = [term_id(w) for w in words]
         rows = self.client.query(self.name + "_terms", filter=f"pk in {ids} and has_vec == true",
                                  output_fields=["vector"])
@@ -334,7 +337,11 @@ class MilvusRetriever(Retriever):
         if todo:
             if len(self._word_vectors) + len(todo) > 4096:
                 self._word_vectors.clear()
-            self._word_vectors.update(zip(todo, self.embedder.encode_queries(todo), strict=True))  # type: ignore[attr-defined]
+            found = self._table(todo) if self._table is not None else {}
+            rest = [w for w in todo if w not in found]
+            if rest:
+                found.update(zip(rest, self.embedder.encode_queries(rest), strict=True))  # type: ignore[attr-defined]
+            self._word_vectors.update(found)
         return np.stack([stored[i] if i in stored else self._word_vectors[w] for w, i in zip(words, ids, strict=True)])
 
     def _fetch(self, pks: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -29,6 +29,7 @@ from rag.search.timeexpr import prefer_recent
 from rag.store.crosslex import WORD_CACHE, translatable
 from rag.store.indexfiles import Index
 from rag.store.rowfile import MappedPages
+from rag.store.termtable import for_questions
 from rag.text import detect_lang, tokens
 
 MODES = ("hybrid", "dense", "bm25")
@@ -71,6 +72,7 @@ class Retriever:
         self._chunk_langs = index.chunks.langs  # one code per row, no passage decoded
         self._word_vectors: dict[str, np.ndarray] = {}  # question words embedded for cross-language BM25
         self._word_terms: dict[str, str | None] = {}  # question word -> its nearest index term of the other script
+        self._table = for_questions(embedder, settings.term_table)  # common words: no second model pass
         # files this process maps read-only (BM25 arrays, FAISS, the ONNX weights): their pages are
         # dropped from its resident memory after each search (they stay in the page cache)
         self._pages = MappedPages((index.path, Path(settings.cache_dir) / "onnx"))
@@ -196,7 +198,7 @@ class Retriever:
         terms = self.index.terms
         todo = [w for w in words if w not in self._word_terms]
         if todo and terms is not None:
-            found = terms.nearest_each(todo, terms.word_vectors(todo, self.embedder, self._word_vectors))
+            found = terms.nearest_each(todo, terms.word_vectors(todo, self.embedder, self._word_vectors, self._table))
             if len(self._word_terms) + len(todo) > WORD_CACHE:
                 self._word_terms.clear()
             self._word_terms.update(zip(todo, found, strict=True))

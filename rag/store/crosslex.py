@@ -58,14 +58,23 @@ class TermVectors:
             terms, vecs, hangul = [terms[i] for i in order], vecs[order], hangul[order]
         return cls(tuple(terms), vecs, hangul, {t: i for i, t in enumerate(terms)})
 
-    def word_vectors(self, words: Sequence[str], embedder: Any, cache: dict[str, np.ndarray]) -> np.ndarray:
+    def word_vectors(
+        self, words: Sequence[str], embedder: Any, cache: dict[str, np.ndarray],
+        known: Callable[[Sequence[str]], dict[str, np.ndarray]] | None = None,
+    ) -> np.ndarray:
         """Vectors of question words, embedded as index terms are: a word that is an index term
-        already has one, ``cache`` keeps those embedded before; only the rest go through the model."""
+        already has one, ``cache`` keeps those found before, ``known`` (the shipped table of common
+        words, ``rag.store.termtable``) may hold others; only the rest go through the model (a
+        second forward pass per question, as long as the question's own)."""
         todo = [w for w in words if w not in self.rows and w not in cache]
         if todo:
             if len(cache) + len(todo) > WORD_CACHE:
                 cache.clear()
-            cache.update(zip(todo, embedder.encode_queries(todo), strict=True))
+            found = known(todo) if known is not None else {}
+            rest = [w for w in todo if w not in found]
+            if rest:
+                found.update(zip(rest, embedder.encode_queries(rest), strict=True))
+            cache.update(found)
         return np.stack([self.vectors[self.rows[w]] if w in self.rows else cache[w] for w in words])
 
     def nearest_other_script(self, words: Sequence[str], word_vectors: np.ndarray) -> list[str]:

@@ -15,7 +15,6 @@ index finds most everyday terms there. Nothing here embeds anything or knows abo
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -30,8 +29,7 @@ MAX_SHARDS = 16  # more than this are merged into one on the next write
 
 
 def folder_for(cache_dir: str | Path, checksum: str, prompt: str) -> Path:
-    key = hashlib.sha256(f"{checksum}\0{prompt}".encode()).hexdigest()[:16]
-    return Path(cache_dir).expanduser() / "terms" / key
+    return Path(cache_dir).expanduser() / "terms" / termtable.key_for(checksum, prompt)
 
 
 def _shards(folder: Path) -> list[Path]:

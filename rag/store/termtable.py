@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,22 @@ from rag.store.sentvec import quantise
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 LANGS = ("ko", "en")
+
+
+def key_for(checksum: str, prompt: str) -> str:
+    """The key of a model (its checksum) and prompt: names its term cache folder and its table."""
+    return hashlib.sha256(f"{checksum}\0{prompt}".encode()).hexdigest()[:16]
+
+
+def for_questions(embedder: Any, enabled: bool = True) -> Callable[[Sequence[str]], dict[str, np.ndarray]] | None:
+    """The table lookup for question words that ``embedder`` would embed with its query prompt
+    (as index terms are), for ``crosslex.TermVectors.word_vectors``; None when ``enabled`` is
+    False (``RAG_TERM_TABLE=0``) or the embedder has no checksum and prompt to key it by."""
+    checksum, prompt = getattr(embedder, "checksum", None), getattr(embedder, "query_prompt", None)
+    dim = getattr(embedder, "dim", None)
+    if not enabled or not isinstance(checksum, str) or not isinstance(prompt, str) or not isinstance(dim, int):
+        return None
+    return functools.partial(lookup, key_for(checksum, prompt), dim=dim)
 
 
 def files_for(key: str, folder: Path = DATA) -> tuple[Path, Path, Path]:
