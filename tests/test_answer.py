@@ -204,3 +204,32 @@ def test_offtopic_set_abstains(seed_retriever: Retriever, settings: Settings) ->
     assert len(rows) >= 60 and {r["lang"] for r in rows} == {"ko", "en"}
     result = evaluate_answers(seed_retriever, rows, settings)
     assert result["unanswerable"]["abstain_rate"] >= 0.9, result["wrong"]
+
+
+HEAT = (
+    "---\ntitle: 폭염 대책\noutlet: 테스트일보\npublished: 2025-08-01\n---\n\n"
+    "올여름 폭염으로 야외 노동자의 온열질환이 지난해보다 두 배로 늘었다고 서울시가 밝혔다. "
+    "이 문제를 해결하기 위해 시는 이동식 무더위 쉼터 버스를 도입하였다. "
+    "쉼터 버스는 공사 현장을 돌며 냉방과 식수를 제공한다.\n\n"
+    "한편 기상청은 다음 주에도 낮 최고기온이 35도를 넘을 것으로 내다봤다.\n"
+)
+
+
+def test_the_sentence_after_a_lead_that_restates_the_question_is_quoted(
+    tmp_path: Path, settings: Settings, embedder: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The best sentence restates the question; the next one holds the asked word ("도입") and the answer."""
+    from rag.answer import evidence
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "heat.md").write_text(HEAT, encoding="utf-8")
+    build_index(settings, [folder], tmp_path / "index", progress=False, embedder=embedder)
+    retriever = Retriever.open(settings, tmp_path / "index")
+    question = "야외 노동자의 온열질환이 두 배로 늘자 서울시가 도입한 것은?"
+    a = answer(retriever, question, settings=settings)
+    assert not a.abstained and "무더위 쉼터 버스" in a.answer
+    assert a.citations[0].quote.startswith("올여름 폭염으로")  # the lead stays first
+    assert_grounded(a, _docs([folder]))
+    monkeypatch.setattr(evidence, "NEIGHBOUR_ADDS", 0.0)  # without the rule the answer stops at the lead
+    assert "무더위 쉼터 버스" not in answer(retriever, question, settings=settings).answer

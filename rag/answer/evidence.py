@@ -133,9 +133,20 @@ class Evidence:
         for s in rest:  # the lead's neighbour that holds the asked words ("…의견이 제기되었다. 대표적인 예가 …")
             if len(support) >= max(1, k) - 1:
                 break
-            if s not in support and _neighbour(s, lead) and s.ask >= NEIGHBOUR_ASK:
+            if s not in support and _neighbour(s, lead) and (s.ask >= NEIGHBOUR_ASK or self._completes(s, lead)):
                 support.append(s)
         return [lead, *sorted(support, key=lambda s: (s.hit.chunk.doc_id, s.start))]
+
+    def _completes(self, s: Source, lead: Source) -> bool:
+        """Whether ``s`` holds at least ``NEIGHBOUR_ADDS`` (weighted share) of the question's own words
+        that the lead lacks: the lead restates the question, ``s`` holds the part it asks about
+        ("… 교환이 불가능하다." then "이 문제를 해결하기 위해 … NPC가 등장하였다." for "…하자 등장한 것은?")."""
+        if not NEIGHBOUR_ADDS or s.lang != self.lang:
+            return False
+        own = token_set(self.question)
+        missing = own - token_set(lead.text)
+        total = sum(weight(t) for t in own)
+        return bool(total) and sum(weight(t) for t in missing & token_set(s.text)) / total >= NEIGHBOUR_ADDS
 
     def lead(self, ranked: list[Source]) -> Source:
         """The best sentence; for a question asking for a number, an amount or a date, the best
@@ -192,6 +203,7 @@ SELECT_MARGIN = 0.3  # a second or third quote must score within this of the lea
 SUPPORT_LEX = 0.4  # ... and share this much of the question's (weighted) words
 SUPPORT_SEM = 0.02  # ... or, across languages, come this close to the lead's own cosine
 NEIGHBOUR_ASK = 0.4  # the sentence next to the lead is quoted when it holds this share of the asked words
+NEIGHBOUR_ADDS = 0.05  # ... or this share of the question's words that the lead lacks (one word, weighted)
 TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
 PROMOTE_MARGIN = 0.8  # a sentence holding the asked type becomes the lead when it scores within this of the best
 PROMOTE_TOP = 8  # ... among this many best sentences
@@ -203,10 +215,12 @@ def _neighbour(s: Source, lead: Source) -> bool:
 
 
 def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
-    if subject and _has(lead.text, subject) and not _has(s.text, subject):
-        return False  # about another party than the one asked about ("카카오는 ..." for a 코난 question)
+    same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
+    if subject and _has(lead.text, subject) and not _has(s.text, subject) and not same_passage:
+        # about another party than the one asked about ("카카오는 ..." for a 코난 question); in the lead's
+        # own passage a sentence need not name the subject again ("푸시캣 돌스의 …" then "두 번째 싱글로 …")
+        return False
     if s.lang == lang:  # shares the question's words, or the asked words next to the lead
-        same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
         return s.lex >= SUPPORT_LEX or (same_passage and max(s.ask, s.spec) >= SUPPORT_LEX)
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
 
