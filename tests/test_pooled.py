@@ -91,3 +91,16 @@ def test_sentences_alone_embed_an_overlapping_sentence_once(embedder: Any) -> No
     assert seen.count(shared) == 1 and len(seen) == 2 + 3  # two passages, three distinct sentences
     alone = embedder.encode_passages([shared])[0]
     assert float(sents[0][1] @ alone) > 0.9999 and float(sents[1][0] @ alone) > 0.9999
+
+
+def test_long_texts_go_in_smaller_batches() -> None:
+    """A batch stops at ``batch_size`` texts or where count x longest would pass the budget;
+    every text is in exactly one batch, in the given (longest-first) order."""
+    from rag.model.batching import batches
+
+    lengths = [3000, 1000, 500, 400, 300, 100, 50, 50, 50, 10, 10]
+    got = batches(lengths, batch_size=4, budget=1024)
+    assert [len(lengths[s]) for s in got] == [1, 1, 2, 3, 4]
+    assert all(len(lengths[s]) * lengths[s][0] <= 1024 or len(lengths[s]) == 1 for s in got)
+    assert [i for s in got for i in range(len(lengths))[s]] == list(range(len(lengths)))
+    assert batches([], 32) == [] and len(batches([10] * 100, 32, budget=10**9)) == 4

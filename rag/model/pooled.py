@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from rag.model.batching import batches
+
 Span = tuple[int, int]
 
 
@@ -122,8 +124,8 @@ def encode_pooled(
     prenormalize = embedder.prenormalize
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     missed: list[list[int]] = [[] for _ in texts]
-    for at in range(0, len(order), embedder.batch_size):
-        idx = order[at : at + embedder.batch_size]
+    for part in batches([len(texts[i]) for i in order], embedder.batch_size):
+        idx = order[part]
         pvecs, states, offsets = _forward(embedder, [prompt + prenormalize(texts[i]) for i in idx])
         for b, i in enumerate(idx):
             passages[i] = pvecs[b]
