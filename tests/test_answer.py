@@ -233,3 +233,27 @@ def test_the_sentence_after_a_lead_that_restates_the_question_is_quoted(
     assert_grounded(a, _docs([folder]))
     monkeypatch.setattr(evidence, "NEIGHBOUR_ADDS", 0.0)  # without the rule the answer stops at the lead
     assert "무더위 쉼터 버스" not in answer(retriever, question, settings=settings).answer
+
+
+def _source(title: str, chunk_id: str, index: int, text: str, score: float, lex: float) -> Any:
+    from rag.answer.evidence import Source
+    from rag.records import Chunk, Hit
+
+    doc = chunk_id.split("#")[0]
+    hit = Hit(rank=1, score=0.5, chunk=Chunk(chunk_id, doc, text, 0, len(text), "ko"), title=title)
+    return Source(hit, index, 0, len(text), 0, len(text), text, "ko", lex=lex, score=score)
+
+
+def test_a_support_need_not_repeat_the_subject_in_its_own_article() -> None:
+    """A sentence that does not name the asked subject supports the lead when it is in the lead's
+    passage or in an article whose title names the subject; not when it is about someone else."""
+    from rag.answer.evidence import Evidence
+
+    lead = _source("코난테크놀로지", "konan-1#0000", 0, "코난테크놀로지는 컨소시엄을 꾸렸다.", 2.0, 0.6)
+    same_passage = _source("코난테크놀로지", "konan-1#0000", 3, "두 번째 모델은 내년에 나온다.", 1.9, 0.5)
+    titled = _source("코난테크놀로지 연혁", "konan-2#0000", 0, "이 회사는 1999년에 세워졌다.", 1.9, 0.5)
+    other = _source("카카오의 전략", "kakao-1#0000", 0, "이 회사는 모델 라인업을 공개했다.", 1.95, 0.5)
+    ev = Evidence("코난테크놀로지의 계획은?", "코난테크놀로지의 계획은?", "ko", [], [lead, same_passage, titled, other],
+                  abstain=False, subject="코난테크놀로지")
+    chosen = ev.select(4)
+    assert chosen[0] is lead and same_passage in chosen and titled in chosen and other not in chosen

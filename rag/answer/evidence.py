@@ -216,9 +216,12 @@ def _neighbour(s: Source, lead: Source) -> bool:
 
 def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
     same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
-    if subject and _has(lead.text, subject) and not _has(s.text, subject) and not same_passage:
+    if subject and _has(lead.text, subject) and not _has(s.text, subject) and not same_passage and not (
+        _has(s.hit.title, subject)
+    ):
         # about another party than the one asked about ("카카오는 ..." for a 코난 question); in the lead's
-        # own passage a sentence need not name the subject again ("푸시캣 돌스의 …" then "두 번째 싱글로 …")
+        # own passage, or in an article whose title names the subject, a sentence need not name it again
+        # ("푸시캣 돌스의 …" then "두 번째 싱글로 …")
         return False
     if s.lang == lang:  # shares the question's words, or the asked words next to the lead
         return s.lex >= SUPPORT_LEX or (same_passage and max(s.ask, s.spec) >= SUPPORT_LEX)
