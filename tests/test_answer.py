@@ -45,15 +45,19 @@ def _docs(paths: list[Path]) -> dict[str, str]:
     return {d.doc_id: d.text for d in load_corpus(paths).documents}
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Any) -> tuple[Retriever, dict]:
-    tmp = tmp_path_factory.mktemp("answers")
+def _indexed(tmp: Path, files: dict[str, str], settings: Settings, embedder: Any) -> tuple[Retriever, dict]:
+    """An index of these article files (name -> text) under ``tmp``, opened, and the documents' texts."""
     folder = tmp / "corpus"
     folder.mkdir()
-    for name, text in SMALL.items():
+    for name, text in files.items():
         (folder / name).write_text(text, encoding="utf-8")
     build_index(settings, [folder], tmp / "index", progress=False, embedder=embedder)
     return Retriever.open(settings, tmp / "index"), _docs([folder])
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory, settings: Settings, embedder: Any) -> tuple[Retriever, dict]:
+    return _indexed(tmp_path_factory.mktemp("answers"), SMALL, settings, embedder)
 
 
 @pytest.fixture(scope="module")
@@ -221,16 +225,12 @@ def test_the_sentence_after_a_lead_that_restates_the_question_is_quoted(
     """The best sentence restates the question; the next one holds the asked word ("도입") and the answer."""
     from rag.answer import evidence
 
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "heat.md").write_text(HEAT, encoding="utf-8")
-    build_index(settings, [folder], tmp_path / "index", progress=False, embedder=embedder)
-    retriever = Retriever.open(settings, tmp_path / "index")
+    retriever, docs = _indexed(tmp_path, {"heat.md": HEAT}, settings, embedder)
     question = "야외 노동자의 온열질환이 두 배로 늘자 서울시가 도입한 것은?"
     a = answer(retriever, question, settings=settings)
     assert not a.abstained and "무더위 쉼터 버스" in a.answer
     assert a.citations[0].quote.startswith("올여름 폭염으로")  # the lead stays first
-    assert_grounded(a, _docs([folder]))
+    assert_grounded(a, docs)
     monkeypatch.setattr(evidence, "NEIGHBOUR_ADDS", 0.0)  # without the rule the answer stops at the lead
     assert "무더위 쉼터 버스" not in answer(retriever, question, settings=settings).answer
 
