@@ -14,7 +14,7 @@ import numpy as np
 # both faster and smaller so (session 21, `rag index`'s model work on 128 passages, batch 32 ->
 # this budget): Belebele ko (345 characters) 28.4 -> 17.6 s pooled, 37.1 -> 33.3 s sentences alone;
 # KorQuAD (1,021 characters) 73.6 -> 59.9 s and 121.2 -> 86.6 s; resident memory 2.0-3.1 -> 1.0-1.1 GB
-# (the activations of 32 texts of 512 tokens). 512 and 2,048 were slower on both corpora.
+# (the activations of 32 texts of 512 tokens). 2,048 was slower on both, 512 on Belebele.
 BATCH_CHARS = 1024
 
 
