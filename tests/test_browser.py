@@ -561,7 +561,10 @@ def test_outlet_and_date_filters_are_removable_chips(session: Session, stack: di
     page = session.page
     open_chat(page, stack["urls"]["main"] + "/")
     wait_label(page, "Send")
-    assert "2 articles" in page.inner_text("#rag-title")  # the coverage line, from /api/info
+    # the coverage line comes from /api/info after the page has loaded: wait for it, then read it
+    page.wait_for_function(r"() => /\d articles?\b/.test(document.querySelector('#rag-title')?.innerText || '')",
+                           timeout=15_000)
+    assert "2 articles" in page.inner_text("#rag-title")
     page.click("#rag-filters button, #rag-filters .label-wrap")
     page.fill("#rag-from textarea, #rag-from input", "2030-01-01")
     page.locator("#rag-from textarea, #rag-from input").press("Tab")
