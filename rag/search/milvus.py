@@ -31,7 +31,7 @@ from rag.errors import IndexStoreError
 from rag.records import Chunk, Hit
 from rag.search.retrieve import MODES, Filters, Fusion, Retriever, fuse
 from rag.search.timeexpr import prefer_recent
-from rag.store.crosslex import translatable
+from rag.store.crosslex import embed_words, translatable
 from rag.store.milvus import (
     _quoted,
     check_manifest,
@@ -337,11 +337,7 @@ class MilvusRetriever(Retriever):
         if todo:
             if len(self._word_vectors) + len(todo) > 4096:
                 self._word_vectors.clear()
-            found = self._table(todo) if self._table is not None else {}
-            rest = [w for w in todo if w not in found]
-            if rest:
-                found.update(zip(rest, self.embedder.encode_queries(rest), strict=True))  # type: ignore[attr-defined]
-            self._word_vectors.update(found)
+            self._word_vectors.update(embed_words(todo, self.embedder, self._table))
         return np.stack([stored[i] if i in stored else self._word_vectors[w] for w, i in zip(words, ids, strict=True)])
 
     def _fetch(self, pks: Sequence[str]) -> dict[str, dict[str, Any]]:

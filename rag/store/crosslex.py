@@ -38,6 +38,18 @@ def translatable(term: str) -> bool:
     return bool(_LETTERS.search(term))
 
 
+def embed_words(
+    words: Sequence[str], embedder: Any, known: Callable[[Sequence[str]], dict[str, np.ndarray]] | None = None
+) -> dict[str, np.ndarray]:
+    """Vectors of ``words`` as index terms get them (query prompt): from ``known`` (the shipped table
+    of common words) where it has them, the rest through the model in one batch."""
+    found = known(words) if known is not None else {}
+    rest = [w for w in words if w not in found]
+    if rest:
+        found.update(zip(rest, embedder.encode_queries(rest), strict=True))
+    return found
+
+
 @dataclass(frozen=True)
 class TermVectors:
     """One vector per BM25 index term; maps a question word to the nearest term of the other script."""
@@ -70,11 +82,7 @@ class TermVectors:
         if todo:
             if len(cache) + len(todo) > WORD_CACHE:
                 cache.clear()
-            found = known(todo) if known is not None else {}
-            rest = [w for w in todo if w not in found]
-            if rest:
-                found.update(zip(rest, embedder.encode_queries(rest), strict=True))
-            cache.update(found)
+            cache.update(embed_words(todo, embedder, known))
         return np.stack([self.vectors[self.rows[w]] if w in self.rows else cache[w] for w in words])
 
     def nearest_other_script(self, words: Sequence[str], word_vectors: np.ndarray) -> list[str]:
