@@ -216,8 +216,8 @@ def _neighbour(s: Source, lead: Source) -> bool:
 
 def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
     same_passage = s.hit.chunk.chunk_id == lead.hit.chunk.chunk_id
-    if subject and _has(lead.text, subject) and not _has(s.text, subject) and not same_passage and not (
-        _has(s.hit.title, subject)
+    if subject and _has(lead.text, subject) and not _has(s.text, subject) and not (
+        same_passage or _has(s.hit.title, subject)  # there the subject need not be named again
     ):
         # about another party than the one asked about ("카카오는 ..." for a 코난 question); in the lead's
         # own passage, or in an article whose title names the subject, a sentence need not name it again
