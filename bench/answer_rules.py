@@ -69,7 +69,8 @@ def refit(ev: Any) -> None:
     for s in ev.sources:
         wordy = len(evmod._WORDY_RE.findall(s.text)) >= evmod.MIN_CHARS
         s.fit = fits(ev.want, s.text, ev.resolved) if wordy else 0.0
-    warm_tokens([ev.question, *(s.text for s in ev.sources)])
+    warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
+    evmod.words(ev)
     evmod.specific(ev, token_set(ev.question))
 
 

@@ -144,15 +144,16 @@ class Evidence:
         if not NEIGHBOUR_ADDS or s.lang != self.lang:
             return False
         own = token_set(self.question)
-        missing = own - token_set(lead.text)
+        missing = {t for t in own if not _holds_word(lead.text, t)}
         total = sum(weight(t) for t in own)
-        return bool(total) and sum(weight(t) for t in missing & token_set(s.text)) / total >= NEIGHBOUR_ADDS
+        added = sum(weight(t) for t in missing if _holds_word(s.text, t))
+        return bool(total) and added / total >= NEIGHBOUR_ADDS
 
     def lead(self, ranked: list[Source]) -> Source:
-        """The best sentence; for a question asking for a number, an amount or a date, the best
-        one within ``PROMOTE_MARGIN`` of it that holds one, when the best does not and it is about
-        the same thing (in the best sentence's passage, or naming the asked subject)."""
-        top = self.about_subject(ranked)
+        """The best sentence (:meth:`asking`); for a question asking for a number, an amount or a
+        date, the best one within ``PROMOTE_MARGIN`` of it that holds one, when the best does not
+        and it is about the same thing (in the best sentence's passage, or naming the asked subject)."""
+        top = self.asking(ranked, self.about_subject(ranked))
         if self.answers_type(top):
             return top
         for s in ranked[1:PROMOTE_TOP]:
@@ -160,6 +161,21 @@ class Evidence:
                 break
             about = s.hit.chunk.chunk_id == top.hit.chunk.chunk_id or (self.subject and _has(s.text, self.subject))
             if about and self.answers_type(s):
+                return s
+        return top
+
+    def asking(self, ranked: list[Source], top: Source) -> Source:
+        """``top``, or when it holds none of the words that say what is asked (``ask``), the best
+        sentence within ``ASK_MARGIN`` that holds ``ASK_HIGH`` of them, of the same article or naming
+        the subject, in the question's language ("행정권은 누구에게 있었는가?": "… 웨스트민스터 체제를
+        …" scored best, "그 때 당시의 행정권은 총독에 있었다." 0.16 below)."""
+        if top.ask >= ASK_LOW or top.lang != self.lang:
+            return top
+        for s in ranked[:PROMOTE_TOP]:
+            if s.score < top.score - ASK_MARGIN:
+                break
+            about = s.hit.chunk.doc_id == top.hit.chunk.doc_id or (self.subject and _has(s.text, self.subject))
+            if s is not top and about and s.ask >= ASK_HIGH and s.lang == self.lang and self.answers_type(s):
                 return s
         return top
 
@@ -207,6 +223,9 @@ NEIGHBOUR_ADDS = 0.05  # ... or this share of the question's words that the lead
 TYPED = frozenset({"number", "time", "money"})  # answer types the lead must hold (nearmiss.gap refuses otherwise)
 PROMOTE_MARGIN = 0.8  # a sentence holding the asked type becomes the lead when it scores within this of the best
 PROMOTE_TOP = 8  # ... among this many best sentences
+ASK_MARGIN = 0.2  # a sentence of the best one's article holding most of the asked words leads when within
+ASK_HIGH = 0.75  # this of the best and the best holds none of them (ASK_LOW); grid in notes/issue-14-r5.md
+ASK_LOW = 0.01
 SUBJECT_MARGIN = 1.0  # across languages, a sentence of a passage naming the subject leads when within this
 
 
@@ -226,6 +245,18 @@ def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
     if s.lang == lang:  # shares the question's words, or the asked words next to the lead
         return s.lex >= SUPPORT_LEX or (same_passage and max(s.ask, s.spec) >= SUPPORT_LEX)
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
+
+
+def _holds_word(text: str, word: str) -> bool:
+    """Whether ``text`` holds ``word`` as a token or, for a Korean word of two syllables or more, as
+    written: Kiwi cuts a compound one way in a question and another in a sentence ("타이틀곡은" ->
+    "타이틀곡", "타이틀곡인" -> "타이틀" + "곡")."""
+    if word in token_set(text):
+        return True
+    return len(word) >= 2 and _HANGUL_WORD_RE.fullmatch(word) is not None and word in re.sub(r"\s+", "", text)
+
+
+_HANGUL_WORD_RE = re.compile(r"[가-힣]+")
 
 
 def _has(text: str, name: str) -> bool:
@@ -330,13 +361,10 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     vectors: the index's own (``stored``) or, for sentences it has none of, embedded now."""
     warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
     own = token_set(ev.question)
-    context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
     wants = ev.want = answer_type(ev.resolved)
-    asked = asked_words(ev.resolved)
+    words(ev)
     for s in ev.sources:
         wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
-        s.lex = overlap(own, token_set(s.text), context) if wordy else 0.0
-        s.ask = overlap(asked, token_set(s.text)) if wordy and asked else 0.0
         s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
         s.score = W_LEX * s.lex + W_COS * (s.cos - _base(ev, s)) + W_FIT * s.fit + W_HIT * s.hit.score
     specific(ev, own)
@@ -359,6 +387,24 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
             sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
         s.sem_used = sem
     rescore(ev)
+
+
+def words(ev: Evidence) -> None:
+    """``lex`` and ``ask`` of every source: the weighted share of the question's words (its asked
+    words) the sentence holds, as tokens or, for Korean words, as written (:func:`_holds_word`)."""
+    own = token_set(ev.question)
+    context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
+    asked = asked_words(ev.resolved)
+    wanted = own | context | frozenset(asked)
+    for s in ev.sources:
+        if len(_WORDY_RE.findall(s.text)) < MIN_CHARS:
+            s.lex = s.ask = 0.0
+            continue
+        toks = token_set(s.text)
+        toks = toks | {t for t in wanted - toks if _holds_word(s.text, t)}
+        s.lex = overlap(own, toks, context)
+        s.ask = overlap(asked, toks) if asked else 0.0
+
 
 
 def specific(ev: Evidence, own: frozenset[str]) -> None:
