@@ -257,3 +257,40 @@ def test_a_support_need_not_repeat_the_subject_in_its_own_article() -> None:
                   abstain=False, subject="코난테크놀로지")
     chosen = ev.select(4)
     assert chosen[0] is lead and same_passage in chosen and titled in chosen and other not in chosen
+
+
+def test_a_korean_compound_counts_as_written() -> None:
+    """Kiwi cuts "타이틀곡은" as one word and "타이틀곡인" as two; the sentence after the lead that holds
+    the asked word as written still completes the answer."""
+    from rag.answer.evidence import Evidence, words
+
+    lead = _source("윤상", "yoon-1#0000", 2, "그리하여 1990년 윤상은 첫 정규 앨범《1집》을 발매했고 성공적으로 데뷔했다.", 1.6, 0.9)
+    after = _source("윤상", "yoon-1#0000", 3, "타이틀곡인 〈이별의 그늘〉이 큰 인기를 얻었다.", 1.0, 0.0)
+    question = "1990년 발매된 윤상의 첫 정규앨범 1집의 타이틀곡은?"
+    ev = Evidence(question, question, "ko", [], [lead, after], abstain=False, subject="윤상")
+    words(ev)
+    assert after.lex > 0  # "타이틀곡" found as written
+    assert [s.text for s in ev.select(3)] == [lead.text, after.text]
+
+
+def test_a_close_sentence_holding_the_asked_words_leads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The best sentence names the subject but none of the asked words ("행정권"); a sentence of the same
+    article a little below holds them and leads. One of another article that does not name the subject
+    does not."""
+    from rag.answer import evidence
+    from rag.answer.evidence import Evidence
+
+    best = _source("오스트레일리아", "au-1#0000", 4, "초기 오스트레일리아 식민지 주민들은 정부를 개혁하려 했다.", 1.49, 0.5)
+    asked = _source("오스트레일리아", "au-1#0000", 1, "그 때 당시의 행정권은 총독에 있었다.", 1.33, 0.5)
+    question = "오스트레일리아의 행정권은 누구에게 있었는가?"
+
+    def lead(*sources: Any) -> str:
+        ev = Evidence(question, question, "ko", [], list(sources), abstain=False, subject="오스트레일리아")
+        evidence.words(ev)  # the sentences' ``ask``; their scores stay as given
+        return ev.select(1)[0].text
+
+    assert lead(best, asked) == asked.text
+    elsewhere = _source("뉴질랜드", "nz-1#0000", 1, "그 때 당시의 행정권은 총독에 있었다.", 1.33, 0.5)
+    assert lead(best, elsewhere) == best.text
+    monkeypatch.setattr(evidence, "ASK_MARGIN", 0.0)
+    assert lead(best, asked) == best.text
