@@ -264,7 +264,8 @@ def test_a_korean_compound_counts_as_written() -> None:
     the asked word as written still completes the answer."""
     from rag.answer.evidence import Evidence, words
 
-    lead = _source("윤상", "yoon-1#0000", 2, "그리하여 1990년 윤상은 첫 정규 앨범《1집》을 발매했고 성공적으로 데뷔했다.", 1.6, 0.9)
+    text = "그리하여 1990년 윤상은 첫 정규 앨범《1집》을 발매했고 성공적으로 데뷔했다."
+    lead = _source("윤상", "yoon-1#0000", 2, text, 1.6, 0.9)
     after = _source("윤상", "yoon-1#0000", 3, "타이틀곡인 〈이별의 그늘〉이 큰 인기를 얻었다.", 1.0, 0.0)
     question = "1990년 발매된 윤상의 첫 정규앨범 1집의 타이틀곡은?"
     ev = Evidence(question, question, "ko", [], [lead, after], abstain=False, subject="윤상")
@@ -280,7 +281,8 @@ def test_a_close_sentence_holding_the_asked_words_leads(monkeypatch: pytest.Monk
     from rag.answer import evidence
     from rag.answer.evidence import Evidence
 
-    best = _source("오스트레일리아", "au-1#0000", 4, "초기 오스트레일리아 식민지 주민들은 정부를 개혁하려 했다.", 1.49, 0.5)
+    text = "초기 오스트레일리아 식민지 주민들은 정부를 개혁하려 했다."
+    best = _source("오스트레일리아", "au-1#0000", 4, text, 1.49, 0.5)
     asked = _source("오스트레일리아", "au-1#0000", 1, "그 때 당시의 행정권은 총독에 있었다.", 1.33, 0.5)
     question = "오스트레일리아의 행정권은 누구에게 있었는가?"
 
