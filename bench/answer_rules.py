@@ -70,7 +70,7 @@ def refit(ev: Any) -> None:
         wordy = len(evmod._WORDY_RE.findall(s.text)) >= evmod.MIN_CHARS
         s.fit = fits(ev.want, s.text, ev.resolved) if wordy else 0.0
     warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
-    evmod.words(ev)
+    evmod.word_shares(ev)
     evmod.specific(ev, token_set(ev.question))
 
 

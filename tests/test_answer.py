@@ -262,14 +262,14 @@ def test_a_support_need_not_repeat_the_subject_in_its_own_article() -> None:
 def test_a_korean_compound_counts_as_written() -> None:
     """Kiwi cuts "타이틀곡은" as one word and "타이틀곡인" as two; the sentence after the lead that holds
     the asked word as written still completes the answer."""
-    from rag.answer.evidence import Evidence, words
+    from rag.answer.evidence import Evidence, word_shares
 
     text = "그리하여 1990년 윤상은 첫 정규 앨범《1집》을 발매했고 성공적으로 데뷔했다."
     lead = _source("윤상", "yoon-1#0000", 2, text, 1.6, 0.9)
     after = _source("윤상", "yoon-1#0000", 3, "타이틀곡인 〈이별의 그늘〉이 큰 인기를 얻었다.", 1.0, 0.0)
     question = "1990년 발매된 윤상의 첫 정규앨범 1집의 타이틀곡은?"
     ev = Evidence(question, question, "ko", [], [lead, after], abstain=False, subject="윤상")
-    words(ev)
+    word_shares(ev)
     assert after.lex > 0  # "타이틀곡" found as written
     assert [s.text for s in ev.select(3)] == [lead.text, after.text]
 
@@ -288,7 +288,7 @@ def test_a_close_sentence_holding_the_asked_words_leads(monkeypatch: pytest.Monk
 
     def lead(*sources: Any) -> str:
         ev = Evidence(question, question, "ko", [], list(sources), abstain=False, subject="오스트레일리아")
-        evidence.words(ev)  # the sentences' ``ask``; their scores stay as given
+        evidence.word_shares(ev)  # the sentences' ``ask``; their scores stay as given
         return ev.select(1)[0].text
 
     assert lead(best, asked) == asked.text

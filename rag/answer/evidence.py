@@ -24,7 +24,11 @@ Sentences are then ranked by
   supporting quotes, neither ranks (weights 0, chosen on whole sets with
   ``bench/answer_rules.py``).
 
-:meth:`Evidence.select` picks the lead (the best sentence, or a close one that
+A Korean question word counts as held when the sentence has it as a token or as
+written (Kiwi cuts compounds differently in different contexts).
+
+:meth:`Evidence.select` picks the lead (the best sentence; a close one of the same
+article that holds the asked words when the best holds none; a close one that
 holds the asked type and attribute when the best does not) and its supporting
 quotes.
 """
@@ -362,7 +366,7 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     warm_tokens([ev.question, ev.resolved, *(s.text for s in ev.sources)])
     own = token_set(ev.question)
     wants = ev.want = answer_type(ev.resolved)
-    words(ev)
+    word_shares(ev)
     for s in ev.sources:
         wordy = len(_WORDY_RE.findall(s.text)) >= MIN_CHARS
         s.fit = fits(wants, s.text, ev.resolved) if wordy else 0.0
@@ -389,7 +393,7 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
     rescore(ev)
 
 
-def words(ev: Evidence) -> None:
+def word_shares(ev: Evidence) -> None:
     """``lex`` and ``ask`` of every source: the weighted share of the question's words (its asked
     words) the sentence holds, as tokens or, for Korean words, as written (:func:`_holds_word`)."""
     own = token_set(ev.question)
