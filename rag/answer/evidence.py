@@ -171,14 +171,17 @@ class Evidence:
     def asking(self, ranked: list[Source], top: Source) -> Source:
         """``top``, or when it holds none of the words that say what is asked (``ask``), the best
         sentence within ``ASK_MARGIN`` that holds ``ASK_HIGH`` of them, of the same article or naming
-        the subject, in the question's language ("행정권은 누구에게 있었는가?": "… 웨스트민스터 체제를
-        …" scored best, "그 때 당시의 행정권은 총독에 있었다." 0.16 below)."""
+        the subject (itself or by its article's title), in the question's language ("행정권은 누구에게
+        있었는가?": "… 웨스트민스터 체제를 …" scored best, "그 때 당시의 행정권은 총독에 있었다." 0.16
+        below)."""
         if top.ask >= ASK_LOW or top.lang != self.lang:
             return top
         for s in ranked[:PROMOTE_TOP]:
             if s.score < top.score - ASK_MARGIN:
                 break
-            about = s.hit.chunk.doc_id == top.hit.chunk.doc_id or (self.subject and _has(s.text, self.subject))
+            about = s.hit.chunk.doc_id == top.hit.chunk.doc_id or (
+                self.subject and (_has(s.text, self.subject) or _has(s.hit.title, self.subject))
+            )
             if s is not top and about and s.ask >= ASK_HIGH and s.lang == self.lang and self.answers_type(s):
                 return s
         return top
