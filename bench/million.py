@@ -20,9 +20,11 @@ estimated (``kiwi_s_estimated``). The index is written by the product's own
 
 Usage: python bench/million.py [--passages 1000000] [--queries 200] [--compare] [--out FILE]
        python bench/million.py --keep DIR ...            build into DIR/idx and keep it (and DIR/vectors.f16)
-       python bench/million.py --index DIR [--against ROOT] [--rounds R]
+       python bench/million.py --index DIR [--against ROOT] [--rounds R] [--cold]
            only the serving part on a kept index; with ``--against`` (another checkout, e.g. main's)
-           its code and this one's are timed alternately on the same index, R rounds each, with ratios
+           its code and this one's are timed alternately on the same index, R rounds each, with ratios;
+           with ``--cold`` (root) the page cache is emptied before each run, and serving is timed
+           without, then with, the background prefetch that ``rag serve`` starts
 """
 
 from __future__ import annotations
@@ -288,8 +290,9 @@ def recall(index_dir: Path, vecs: np.ndarray, settings: Settings, n_q: int = 500
     return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, ids, strict=True)]))
 
 
-def serve_child(index_dir: Path, n_queries: int) -> dict[str, Any]:
-    """Load the index as ``rag serve`` does and time hybrid queries, whole and by part."""
+def serve_child(index_dir: Path, n_queries: int, prefetch: bool = True) -> dict[str, Any]:
+    """Load the index as ``rag serve`` does (warm-up question, page-cache prefetch in the background
+    unless ``prefetch`` is off) and time hybrid queries, whole and by part, starting at once."""
     from rag.model.encoder import load_query_embedder
     from rag.search.retrieve import Retriever, _top
     from rag.store.indexfiles import load_index
@@ -301,6 +304,10 @@ def serve_child(index_dir: Path, n_queries: int) -> dict[str, Any]:
     load_s = time.perf_counter() - t
     qs = questions(n_queries)
     retriever.search("warm-up 준비", 1)  # as `rag serve` warms up (rag.serve.service): Kiwi and the model set up
+    if prefetch:
+        from rag.store.pagecache import prefetch_in_background
+
+        prefetch_in_background(index_dir)
     parts: dict[str, list[float]] = {k: [] for k in ("total", "encode", "dense", "bm25", "rest")}
     for q in qs:
         t0 = time.perf_counter()
@@ -342,16 +349,41 @@ def rss_by_mapping(top: int = 8) -> dict[str, float]:
     return {k: round(v / 1024, 1) for k, v in sorted(rows.items(), key=lambda x: -x[1])[:top]}
 
 
-def serve(index_dir: Path, n_queries: int, root: Path) -> dict[str, Any]:
+def serve(index_dir: Path, n_queries: int, root: Path, prefetch: bool = True) -> dict[str, Any]:
     """The serving part in a fresh process running the code of checkout ``root``."""
     child = subprocess.run(
         [sys.executable, str(root / "bench" / "million.py"), "--serve-child", str(index_dir),
-         "--queries", str(n_queries)],
+         "--queries", str(n_queries), *([] if prefetch else ["--no-prefetch"])],
         capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(root)},
     )
     if child.returncode:
         return {"error": child.stderr[-2000:]}
     return dict(json.loads(child.stdout.strip().splitlines()[-1]))
+
+
+def drop_page_cache() -> str:
+    """Empty the kernel's page cache (needs root): "" when done, else why not."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as e:
+        return f"cannot drop the page cache ({e.strerror}): run as root"
+    return ""
+
+
+def cold_rounds(index_dir: Path, n_queries: int, rounds: int) -> dict[str, Any]:
+    """Serving right after the page cache was emptied, without and with the background prefetch
+    ``rag serve`` starts (rag.store.pagecache), alternately ``rounds`` times."""
+    out: dict[str, Any] = {"rounds": []}
+    for _ in range(rounds):
+        row: dict[str, Any] = {"load_avg": os.getloadavg()[0]}
+        for name, prefetch in (("cold_without_prefetch", False), ("cold_with_prefetch", True)):
+            why = drop_page_cache()
+            if why:
+                return {"error": why}
+            row[name] = serve(index_dir, n_queries, ROOT, prefetch)
+        out["rounds"].append(row)
+    return out
 
 
 def serve_rounds(index_dir: Path, n_queries: int, rounds: int, against: str) -> dict[str, Any]:
@@ -432,11 +464,14 @@ def main() -> None:
     ap.add_argument("--as-rag-index", action="store_true", help="build with the model loaded and run, token "
                     "lists and in-memory vectors: a proxy for `rag index`'s peak RSS (see build)")
     ap.add_argument("--rounds", type=int, default=1, help="with --index: alternating rounds")
+    ap.add_argument("--cold", action="store_true", help="with --index: empty the page cache (root) before each "
+                    "run and time serving without, then with, the background prefetch of `rag serve`")
     ap.add_argument("--serve-child", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--no-prefetch", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default="", help="also write the JSON here")
     args = ap.parse_args()
     if args.serve_child:
-        print(json.dumps(serve_child(Path(args.serve_child), args.queries)))
+        print(json.dumps(serve_child(Path(args.serve_child), args.queries, not args.no_prefetch)))
         return
     settings = Settings.from_env()
     if args.ivf_threshold is not None:
@@ -446,7 +481,10 @@ def main() -> None:
         out["compare"] = compare(synthetic_vectors(args.passages, Model.dim))
     elif args.index:
         out["passages"] = json.loads((Path(args.index) / "manifest.json").read_text())["counts"]["chunks"]
-        out.update(serve_rounds(Path(args.index), args.queries, args.rounds, args.against))
+        if args.cold:
+            out.update(cold_rounds(Path(args.index), args.queries, args.rounds))
+        else:
+            out.update(serve_rounds(Path(args.index), args.queries, args.rounds, args.against))
     else:
         with contextlib.ExitStack() as stack:
             if args.keep:

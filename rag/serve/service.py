@@ -27,6 +27,7 @@ from rag.config import Settings
 from rag.errors import RagError
 from rag.records import Answer, Turn
 from rag.serve.auth import Authenticator, RateLimiter, client_key, rate_limit_message
+from rag.store.pagecache import prefetch_in_background
 
 if TYPE_CHECKING:
     from rag.search.retrieve import Filters
@@ -139,6 +140,7 @@ class Service:
             return  # a build swapped in meanwhile: the next check loads that one
         self._retriever, self._error, self._examples = r, "", {}  # one assignment: requests see old or new
         self._stamp, self._failed = stamp, None
+        prefetch_in_background(self.settings.index_dir)  # a large index's first questions read from disk
         self.loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.load_seconds = time.perf_counter() - t0
         from rag.model.onnxembed import OnnxEmbedder
