@@ -76,6 +76,22 @@ def test_first_index_embeds_only_terms_the_table_lacks(tmp_path: Path, settings:
     assert not plan(sorted(vocab), None, embedder.dim, folder).todo  # now all in the cache
 
 
+@pytest.mark.slow
+def test_a_milvus_index_takes_common_terms_from_the_table(tmp_path: Path, settings: Settings, embedder: Any) -> None:
+    """The Milvus store embeds new terms as the FAISS folder does: the cache and the table first."""
+    pytest.importorskip("pymilvus")
+    pytest.importorskip("milvus_lite")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = "정부는 인공지능 모델 평가 결과를 발표했다. 선정된 기업은 다음 단계에 참여한다. 퀵솔브랩스는 탈락했다."
+    (corpus / "a.md").write_text(f"---\ntitle: 평가 결과\n---\n{text}", encoding="utf-8")
+    vocab = {t for t in tokens("평가 결과 " + text) if translatable(t)}
+    ms = replace(settings, cache_dir=str(_fresh(tmp_path / "c", settings)), store="milvus",
+                 milvus_uri=str(tmp_path / "m.db"))
+    report = build_index(ms, [corpus], tmp_path / "news", progress=False, embedder=embedder)
+    assert 0 < report.terms_embedded < len(vocab) / 2  # common words from the table; the name is not
+
+
 def _fresh(folder: Path, settings: Settings) -> Path:
     """A cache folder with the converted model (symlinks) but no term vectors cached."""
     folder.mkdir()

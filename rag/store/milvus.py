@@ -39,7 +39,7 @@ from rag.config import Settings
 from rag.errors import IndexStoreError, RagError
 from rag.records import Chunk
 from rag.store.base import Store
-from rag.store.index import BuildReport, Progress, _chunk_all, _params, _source_file
+from rag.store.index import BuildReport, Progress, _chunk_all, _params, _source_file, term_cache
 from rag.store.sparsebm25 import Counts, passage_keys, passage_vector
 from rag.text import has_hangul, tokens_batch
 
@@ -260,7 +260,9 @@ class MilvusStore(Store):
         vectors, parts = embed_chunks(embedder, chunks, spans, None, settings.sentence_pooling)
         embedded, n_sent = len(chunks), sum(len(p) for p in parts)
         sentences = assemble(parts, embedder.dim)
-        n_terms = _write_terms(client, name, df_delta, [w for t in toks for w in t], embedder, progress)
+        cache = term_cache(settings, embedder)
+        n_terms = _write_terms(client, name, df_delta, [w for t in toks for w in t], embedder, progress,
+                               cache, settings.term_table)
         meta_of = {m["doc_id"]: m for m in metas}
         rows = [
             _passage_row(c, meta_of[c.doc_id], vectors[i], sentences.of(i), t, counts)
@@ -318,10 +320,12 @@ def _passage_row(
 
 
 def _write_terms(
-    client: Any, name: str, delta: Counter[int], words: list[str], embedder: Any, progress: bool
+    client: Any, name: str, delta: Counter[int], words: list[str], embedder: Any, progress: bool,
+    cache: Path | None = None, table: bool = True,
 ) -> int:
-    """Apply document-frequency changes to ``N_terms``; new words get their crosslex vector.
-    Returns how many words went through the model."""
+    """Apply document-frequency changes to ``N_terms``; new words get their crosslex vector, from the
+    term cache folder ``cache`` and the shipped table of common words (``table``) where they hold it,
+    as for the FAISS folder (``rag.store.crosslex.plan``). Returns how many words went through the model."""
     from rag.store.crosslex import build as build_terms
     from rag.store.sparsebm25 import term_id
 
@@ -334,7 +338,7 @@ def _write_terms(
             old[int(r["pk"])] = r
     word_of = {term_id(w): w for w in set(words)}
     new_words = sorted({word_of[k] for k in ids if k in word_of and k not in old})
-    tv, n_embedded = build_terms(new_words, None, embedder, progress)
+    tv, n_embedded = build_terms(new_words, None, embedder, progress, cache, table)
     vec_of = {term_id(t): tv.vectors[i].astype(np.float16).astype(np.float32) for i, t in enumerate(tv.terms)}
     zero = [0.0] * embedder.dim
     upserts, deletes = [], []
