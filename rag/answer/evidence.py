@@ -413,7 +413,6 @@ def word_shares(ev: Evidence) -> None:
         s.ask = overlap(asked, toks) if asked else 0.0
 
 
-
 def specific(ev: Evidence, own: frozenset[str]) -> None:
     """``spec``: the share of the question's words a sentence holds, each weighted by how rare it is
     among the retrieved sentences. Words every retrieved sentence shares name the topic ("소토마요르",
