@@ -44,7 +44,10 @@ def prefetch(folder: str | Path, budget: int | None = None) -> int:
     """
     if not hasattr(os, "posix_fadvise"):
         return 0
-    files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+    try:
+        files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+    except OSError:  # the folder went away meanwhile (a test's, or an index swapped out)
+        return 0
     total = sum(_size(p) for p in files)
     budget = available_memory() // 2 if budget is None else budget
     if not total or total > budget:
