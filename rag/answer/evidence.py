@@ -148,9 +148,9 @@ class Evidence:
         if not NEIGHBOUR_ADDS or s.lang != self.lang:
             return False
         own = token_set(self.question)
-        missing = {t for t in own if not _holds_word(lead.text, t)}
+        missing = own - _held(lead.text, own)
         total = sum(weight(t) for t in own)
-        added = sum(weight(t) for t in missing if _holds_word(s.text, t))
+        added = sum(weight(t) for t in _held(s.text, missing))
         return bool(total) and added / total >= NEIGHBOUR_ADDS
 
     def lead(self, ranked: list[Source]) -> Source:
@@ -254,13 +254,15 @@ def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
 
 
-def _holds_word(text: str, word: str) -> bool:
-    """Whether ``text`` holds ``word`` as a token or, for a Korean word of two syllables or more, as
+def _held(text: str, words: frozenset[str]) -> frozenset[str]:
+    """The ``words`` that ``text`` holds as tokens or, for Korean words of two syllables or more, as
     written: Kiwi cuts a compound one way in a question and another in a sentence ("타이틀곡은" ->
     "타이틀곡", "타이틀곡인" -> "타이틀" + "곡")."""
-    if word in token_set(text):
-        return True
-    return len(word) >= 2 and _HANGUL_WORD_RE.fullmatch(word) is not None and word in re.sub(r"\s+", "", text)
+    toks = token_set(text)
+    compact = re.sub(r"\s+", "", text)
+    return frozenset(
+        w for w in words if w in toks or (len(w) >= 2 and _HANGUL_WORD_RE.fullmatch(w) and w in compact)
+    )
 
 
 _HANGUL_WORD_RE = re.compile(r"[가-힣]+")
@@ -398,7 +400,7 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
 
 def word_shares(ev: Evidence) -> None:
     """``lex`` and ``ask`` of every source: the weighted share of the question's words (its asked
-    words) the sentence holds, as tokens or, for Korean words, as written (:func:`_holds_word`)."""
+    words) the sentence holds, as tokens or, for Korean words, as written (:func:`_held`)."""
     own = token_set(ev.question)
     context = token_set(ev.resolved) - own  # borrowed from earlier turns: weighs less
     asked = asked_words(ev.resolved)
@@ -407,8 +409,7 @@ def word_shares(ev: Evidence) -> None:
         if len(_WORDY_RE.findall(s.text)) < MIN_CHARS:
             s.lex = s.ask = 0.0
             continue
-        toks = token_set(s.text)
-        toks = toks | {t for t in wanted - toks if _holds_word(s.text, t)}
+        toks = token_set(s.text) | _held(s.text, wanted)
         s.lex = overlap(own, toks, context)
         s.ask = overlap(asked, toks) if asked else 0.0
 

@@ -321,7 +321,7 @@ def _passage_row(
 
 def _write_terms(
     client: Any, name: str, delta: Counter[int], words: list[str], embedder: Any, progress: bool,
-    cache: Path | None = None, table: bool = True,
+    cache: Path | None, table: bool,
 ) -> int:
     """Apply document-frequency changes to ``N_terms``; new words get their crosslex vector, from the
     term cache folder ``cache`` and the shipped table of common words (``table``) where they hold it,

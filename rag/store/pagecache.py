@@ -45,21 +45,20 @@ def prefetch(folder: str | Path, budget: int | None = None) -> int:
     if not hasattr(os, "posix_fadvise"):
         return 0
     try:
-        files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
-    except OSError:  # the folder went away meanwhile (a test's, or an index swapped out)
+        files = {p: p.stat().st_size for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    except OSError:  # the folder, or a file of it, went away meanwhile (a test's, an index swapped out)
         return 0
-    total = sum(_size(p) for p in files)
+    total = sum(files.values())
     budget = available_memory() // 2 if budget is None else budget
     if not total or total > budget:
         return 0
     hinted = 0
-    for path in files:
+    for path, size in files.items():
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
             continue
         try:
-            size = os.fstat(fd).st_size
             for offset in range(0, size, STEP):
                 os.posix_fadvise(fd, offset, min(STEP, size - offset), os.POSIX_FADV_WILLNEED)
             hinted += size
@@ -81,10 +80,3 @@ def prefetch_in_background(folder: str | Path) -> threading.Thread:
     thread = threading.Thread(target=run, name="rag-prefetch", daemon=True)
     thread.start()
     return thread
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
