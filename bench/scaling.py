@@ -43,7 +43,7 @@ def main() -> int:
     a = p.parse_args()
     from rag.config import Settings
     from rag.model.embed import load_embedder
-    from rag.model.pooled import encode_pooled
+    from rag.model.pooled import TOP_LAYERS, encode_pooled
     from rag.search.retrieve import Retriever
     from rag.store.indexfiles import load_index
     from rag.store.sentvec import sentence_spans
@@ -81,7 +81,7 @@ def main() -> int:
     emb = load_embedder(settings)
     encode_pooled(emb, texts[:8], spans[:8], None, pooled)  # warm-up
     rates: dict[str, Any] = {"passages": len(texts), "sentences": sum(len(s) for s in spans),
-                             "sentence_vectors": "pooled" if pooled else "alone", "rounds": a.rounds}
+                             "sentence_vectors": f"pooled-top{TOP_LAYERS}" if pooled else "alone", "rounds": a.rounds}
     import torch
 
     threads = torch.get_num_threads()

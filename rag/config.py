@@ -44,10 +44,10 @@ class Settings:
     # search/ask/serve embed questions with the model's ONNX export (made by `rag index`, checked
     # against sentence-transformers): no torch import, ~3x faster per question (rag.model.onnxembed)
     onnx: bool = True
-    # sentence vectors: each sentence encoded alone (default: every retrieval target of
-    # docs/retrieval.md holds) or, when True, pooled from the passage's own forward pass
-    # ("late chunking": no second encoding, but 0.4-2.7 points of R@5 lost on ko/en2ko/ko2en)
-    sentence_pooling: bool = False
+    # sentence vectors: from the passage's own forward pass, the model's last layers run again
+    # within each sentence (default, rag.model.pooled: about a quarter of a pass more), or, when
+    # False, each sentence encoded alone (a second pass over all the text); docs/retrieval.md
+    sentence_pooling: bool = True
     # term vectors of the 20k most common Korean and English words ship with the package
     # (rag.store.termtable): a first index embeds only the rarer terms. False: embed every term
     term_table: bool = True

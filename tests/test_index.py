@@ -299,13 +299,13 @@ def test_truncated_sentence_vectors(built: Path, settings: Settings) -> None:
 
 
 def test_sentence_vectors_are_pooled_from_the_passage(tmp_path: Path, settings: Settings, embedder: Any) -> None:
-    from rag.model.pooled import encode_pooled
+    from rag.model.pooled import TOP_LAYERS, encode_pooled
     from rag.store.sentvec import sentence_spans, sentence_texts
 
-    settings = replace(settings, sentence_pooling=True)  # RAG_SENTENCE_POOLING=1; the default encodes them alone
+    settings = replace(settings, sentence_pooling=True)  # the default (RAG_SENTENCE_POOLING=0: encoded alone)
     built = tmp_path / "pooled"
     build_index(settings, [write_corpus(tmp_path / "corpus")], built, progress=False, embedder=embedder)
-    assert json.loads((built / "manifest.json").read_text())["params"]["sentence_vectors"] == "pooled"
+    assert json.loads((built / "manifest.json").read_text())["params"]["sentence_vectors"] == f"pooled-top{TOP_LAYERS}"
     index = load_index(built, settings)
     assert index.sentences is not None
     row = next(i for i, c in enumerate(index.chunks) if c.doc_id == "weather" and "tunnels" in c.text)
@@ -347,13 +347,13 @@ class InterruptedEmbedder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def token_states(self, texts: list[str]) -> Any:
-        from rag.model.pooled import _forward
+    def passage_states(self, texts: list[str]) -> Any:
+        from rag.model.pooled import _passage_pass
 
         if self.stop_after is not None and self.batches >= self.stop_after:
             raise KeyboardInterrupt
         self.batches += 1
-        return _forward(self.inner, texts)
+        return _passage_pass(self.inner, texts)
 
 
 def test_interrupted_build_resumes_without_re_embedding(

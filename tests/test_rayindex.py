@@ -63,7 +63,7 @@ def test_ray_index_equals_local(tmp_path: Path, settings: Settings, embedder: An
     build_index(pooled, [corpus2], tmp_path / "ray-pooled", progress=False, embedder=remote)
     assert remote.encoded > sent_before and remote.pools_started == 1 and len(remote.start()) == 2
     a, b = load_index(tmp_path / "local-pooled", pooled), load_index(tmp_path / "ray-pooled", pooled)
-    assert a.manifest["params"]["sentence_vectors"] == b.manifest["params"]["sentence_vectors"] == "pooled"
+    assert a.manifest["params"]["sentence_vectors"] == b.manifest["params"]["sentence_vectors"] == "pooled-top3"
     assert a.sentences is not None and b.sentences is not None
     assert np.array_equal(a.sentences.offsets, b.sentences.offsets)
     sa, sb = a.sentences.vectors.astype(np.float32), b.sentences.vectors.astype(np.float32)

@@ -82,7 +82,7 @@ def load_index_embedder(settings: Settings, log: Callable[[str], None]) -> Encod
     it gives token states, else sentence-transformers."""
     prepare_query_embedder(settings, log)
     found = load_query_embedder(settings)
-    return found if hasattr(found, "token_states") else load_embedder(settings)
+    return found if hasattr(found, "top_states") else load_embedder(settings)
 
 
 def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> dict[str, Any] | None:

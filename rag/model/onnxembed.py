@@ -13,8 +13,9 @@ takes about a third of the time. Index building keeps sentence-transformers
 
 Folder ``<cache_dir>/onnx/<checksum[:16]>/``: ``model.onnx`` (the whole
 sentence-transformers module: transformer, pooling, normalisation),
-``model.onnx.data`` (its weights), ``tokenizer.json`` (the model's fast tokenizer), the bundled model's character
-map when it has one, and ``encoder.json`` written last (what was exported and
+``model.onnx.data`` (its weights), ``top.onnx`` (the model's last layers again, for sentence
+vectors at index time: ``rag.model.pooled``), ``tokenizer.json`` (the model's fast tokenizer), the
+bundled model's character map when it has one, and ``encoder.json`` written last (what was exported and
 the measured fidelity). A folder without a valid ``encoder.json`` is ignored and
 rebuilt by the next ``rag index``.
 """
@@ -22,6 +23,7 @@ rebuilt by the next ``rag index``.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -36,12 +38,14 @@ import numpy as np
 
 from rag.cachefiles import clean_leftovers, files_complete, fix_modes, swap_in
 from rag.model.batching import encode_sorted
+from rag.model.pooled import TOP_LAYERS, encode_pooled, top_layers_torch, transformer_layers
 from rag.text import everyday_texts
 
-FORMAT = "rag-onnx/2"  # 2: the graph also outputs token states (index-time sentence pooling)
+FORMAT = "rag-onnx/3"  # 2: the graph also outputs token states; 3: states below the top layers + top.onnx
 META = "encoder.json"
 MODEL = "model.onnx"
 WEIGHTS = "model.onnx.data"  # the graph's weights (ONNX external data)
+TOP = "top.onnx"  # the last TOP_LAYERS layers with a per-token attention mask (sentence vectors)
 TOKENIZER = "tokenizer.json"
 FIDELITY = 0.9999  # least cosine between an exported and a sentence-transformers vector
 PROBE = "KT 컨소시엄 평가 결과 / evaluation results"  # re-embedded at each load: catches damaged weights
@@ -51,6 +55,21 @@ INPUTS = ("input_ids", "attention_mask")
 def folder_for(cache_dir: str | Path, checksum: str) -> Path:
     """Where the export of the model with this checksum lives."""
     return Path(cache_dir).expanduser() / "onnx" / f"{checksum[:16]}-{FORMAT.rsplit('/', 1)[-1]}"
+
+
+class LazySession:
+    """An ONNX Runtime session opened on first use (thread-safe)."""
+
+    def __init__(self, path: str, options: Any) -> None:
+        self.path, self.options, self._session, self._lock = path, options, None, threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._session is None:
+                import onnxruntime as ort
+
+                self._session = ort.InferenceSession(self.path, self.options, providers=["CPUExecutionProvider"])
+            return self._session
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,7 @@ class OnnxEmbedder:
     passage_prompt: str
     batch_size: int
     session: Any = field(repr=False, compare=False)  # onnxruntime.InferenceSession
+    top: LazySession = field(repr=False, compare=False)  # top.onnx, opened by the first index build that needs it
     tokenizer: Any = field(repr=False, compare=False)  # tokenizers.Tokenizer: truncating, padding
     counter: Callable[[str], int] = field(repr=False, compare=False)
     prenormalize: Callable[[str], str] = field(repr=False, compare=False)
@@ -92,20 +112,29 @@ class OnnxEmbedder:
 
         return encode_sorted(texts, self.prenormalize, self.batch_size, self.dim, run, progress)
 
-    def token_states(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def passage_states(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For ``texts`` as given (prompt and prenormalisation already applied): L2-normalised
-        pooled vectors ``(B, dim)``, the token states ``(B, L, H)`` they were pooled from, and each
-        token's character span ``(B, L, 2)`` (empty for special and padding tokens); see ``rag.model.pooled``."""
+        pooled vectors ``(B, dim)``, the token states below the model's last ``TOP_LAYERS`` layers
+        ``(B, L, H)``, each token's character span ``(B, L, 2)`` (empty for special and padding
+        tokens) and the attention mask ``(B, L)``; see ``rag.model.pooled``."""
         with self._lock:
             enc = self.tokenizer.encode_batch(texts)
             feeds = {
                 "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
             }
-            pooled, states = self.session.run(["embedding", "tokens"], feeds)
+            pooled, middle = self.session.run(["embedding", "middle"], feeds)
         offsets = np.array([e.offsets for e in enc], dtype=np.int64).reshape(len(enc), -1, 2)
         pooled = np.asarray(pooled, dtype=np.float32)
-        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12), np.asarray(states), offsets
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return pooled, np.asarray(middle), offsets, feeds["attention_mask"]
+
+    def top_states(self, middle: np.ndarray, allow: np.ndarray) -> np.ndarray:
+        """``middle`` (from :meth:`passage_states`) through the last ``TOP_LAYERS`` layers, each token
+        attending only where ``allow`` ``(B, L, L)`` says."""
+        with self._lock:
+            return np.asarray(self.top.get().run(["tokens"], {"hidden": np.ascontiguousarray(middle, dtype=np.float32),
+                                                        "allow": np.ascontiguousarray(allow, dtype=bool)})[0])
 
 
 def probe_texts() -> list[str]:
@@ -172,6 +201,10 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
     import torch
 
     st = embedder.model
+    found = transformer_layers(st)
+    if found is None:
+        raise ValueError("the model is not a BERT-like encoder (no encoder layers to split)")
+    layers: list[Any] = found
 
     class Graph(torch.nn.Module):  # the sentence-transformers modules with plain tensor inputs
         def __init__(self) -> None:
@@ -179,8 +212,22 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
             self.st = st
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            out = self.st({"input_ids": input_ids, "attention_mask": attention_mask})
-            return out["sentence_embedding"], out["token_embeddings"]
+            got: list[Any] = []
+            hook = layers[-TOP_LAYERS - 1].register_forward_hook(lambda _m, _i, o: got.append(o))
+            try:
+                out = self.st({"input_ids": input_ids, "attention_mask": attention_mask})
+            finally:
+                hook.remove()
+            middle = got[-1][0] if isinstance(got[-1], tuple) else got[-1]
+            return out["sentence_embedding"], middle
+
+    class Top(torch.nn.Module):  # the last layers, attention limited per token pair
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList(layers[-TOP_LAYERS:])
+
+        def forward(self, hidden: Any, allow: Any) -> Any:
+            return top_layers_torch(self.layers, hidden, allow)
 
     pad_id, pad = _pad_of(st.tokenizer)
     sample = _tokenizer(backend.to_str(), embedder.max_tokens, pad_id, pad, split_special=False).encode_batch(
@@ -188,12 +235,22 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
     )
     args = tuple(torch.tensor([getattr(e, n) for e in sample], dtype=torch.long) for n in ("ids", "attention_mask"))
     axes = {n: {0: "batch", 1: "tokens"} for n in INPUTS}
+    width = int(layers[0].output.dense.out_features) if hasattr(layers[0], "output") else embedder.dim
+    hidden = torch.zeros((2, 5, width), dtype=torch.float32)
+    allow = torch.ones((2, 5, 5), dtype=torch.bool)
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer and deprecation chatter; fidelity is checked after
         torch.onnx.export(
             Graph().eval(), args, str(out / "traced.onnx"), input_names=list(INPUTS),
-            output_names=["embedding", "tokens"],
-            dynamic_axes={**axes, "embedding": {0: "batch"}, "tokens": {0: "batch", 1: "tokens"}},
+            output_names=["embedding", "middle"],
+            dynamic_axes={**axes, "embedding": {0: "batch"}, "middle": {0: "batch", 1: "tokens"}},
+            opset_version=17, dynamo=False,
+        )
+        torch.onnx.export(
+            Top().eval(), (hidden, allow), str(out / TOP), input_names=["hidden", "allow"],
+            output_names=["tokens"],
+            dynamic_axes={"hidden": {0: "batch", 1: "tokens"}, "allow": {0: "batch", 1: "tokens", 2: "tokens"},
+                          "tokens": {0: "batch", 1: "tokens"}},
             opset_version=17, dynamo=False,
         )
     import onnx
@@ -215,6 +272,10 @@ def _fidelity(embedder: Any, exported: OnnxEmbedder) -> dict[str, Any]:
         )
         for group in (texts[:-1], texts[-1:])  # the over-long text alone: a batch pads to its longest
     ]
+    spans = [[m.span() for m in re.finditer(r"[^.!?]+[.!?]?", t) if m.group().strip()] for t in texts]
+    for group in (slice(0, -1), slice(-1, None)):  # sentence vectors: the top layers, both ways
+        ref_s, got_s = (encode_pooled(e, texts[group], spans[group])[1] for e in (embedder, exported))
+        cos += [float(np.min(np.sum(r * g, axis=1))) for r, g in zip(ref_s, got_s, strict=True) if len(r)]
     worst = min(cos)
     ok = worst >= FIDELITY
     reason = "" if ok else f"least cosine with sentence-transformers {worst:.6f} < {FIDELITY}"
@@ -265,6 +326,7 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
     # processes want the cores (a busy server, CI) a question took 44 instead of 60 ms (p95 53 vs 89)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(folder / MODEL), opts, providers=["CPUExecutionProvider"])
+    top = LazySession(str(folder / TOP), opts)  # servers never open it: 20-40 MB they do not need
     spec = (folder / TOKENIZER).read_text(encoding="utf-8")
     split = bool(meta.get("split_special_tokens"))
     pad_id, pad = meta["pad"]
@@ -278,6 +340,7 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
         passage_prompt=prompts[1],
         batch_size=max(1, batch_size),
         session=session,
+        top=top,
         tokenizer=_tokenizer(spec, int(meta["max_tokens"]), int(pad_id), str(pad), split),
         counter=LazyCounter(lambda: fast_counter(Tokenizer.from_str(spec), prenormalize, split)),
         prenormalize=prenormalize,

@@ -3,11 +3,18 @@
 A sentence vector used to be a second encoding of the sentence on its own,
 which doubled the text that went through the model. Here each passage goes
 through the model once (with the passage prompt, as sentence-transformers
-encodes it) and each sentence's vector is the mean of the passage's token
-states inside that sentence's character span, L2-normalised: the tokens
-"read" the whole passage, so the vector is contextual. The passage vector is
-the model's own pooled output of the same pass (identical to
-``Embedder.encode_passages``).
+encodes it); the passage vector is the model's own pooled output of that pass
+(identical to ``Embedder.encode_passages``). For the sentences, the states the
+passage reached below the model's last ``TOP_LAYERS`` layers go through those
+layers once more, with each sentence's tokens attending only to the tokens of
+their own sentence and to the tokens outside every sentence (the prompt, the
+special tokens, sentences too short for a vector); each sentence's vector is
+the mean of those top states inside its character span, L2-normalised. So a
+sentence has read its passage in the lower layers but is summed up on its own,
+as a question about it is: plain late chunking (the mean of the passage's own
+top states) keeps too much of the passage and cost 0.5-2.4 points of R@5 on
+Belebele ko, en2ko and ko2en; the top layers again cost about a quarter of a
+pass instead of a second pass over every sentence (see docs/retrieval.md).
 
 Offsets: the tokenizer reports each token's character span in the string it
 was given (prompt + prenormalised text); spans of the original text are moved
@@ -17,9 +24,13 @@ overlap. A sentence cut by the model's window keeps the tokens that fit; one
 wholly past the window gets no token, and is then embedded on its own (the
 old way), so every requested sentence has a vector.
 
-Plain functions over one batch of texts, so other indexing paths (Ray
-workers) call the same code. Not here: which sentences get a vector
-(``rag.store.sentvec``), storing them, FAISS.
+Two model primitives make a pass: ``passage_states(texts)`` (pooled vectors, the
+states below the top layers, offsets, attention mask) and ``top_states(states,
+allow)``: the ONNX export's (:class:`rag.model.onnxembed.OnnxEmbedder`) or, for a
+sentence-transformers :class:`rag.model.embed.Embedder`, the torch functions
+here, which the export is checked against. Plain functions over one batch of
+texts, so other indexing paths (Ray workers) call the same code. Not here:
+which sentences get a vector (``rag.store.sentvec``), storing them, FAISS.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import numpy as np
 from rag.model.batching import batches
 
 Span = tuple[int, int]
+TOP_LAYERS = 3  # last layers re-run per sentence; 1-2 kept ko2en R@5 at .77-.78, 3 reached .80 (docs/retrieval.md)
 
 
 def char_positions(text: str, prenormalize: Callable[[str], str]) -> np.ndarray | None:
@@ -68,35 +80,95 @@ def _shifted(spans: Sequence[Span], pos: np.ndarray | None, shift: int) -> list[
     return [(int(pos[s]) + shift, int(pos[e]) + shift) for s, e in spans]
 
 
-def _forward(embedder: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pooled passage vectors ``(B, dim)``, token states ``(B, L, H)``, offsets ``(B, L, 2)``)
-    of prompt-prefixed ``texts`` through the model, as ``encode`` runs it: the ONNX export's
-    :meth:`~rag.model.onnxembed.OnnxEmbedder.token_states`, or sentence-transformers."""
-    if hasattr(embedder, "token_states"):
-        pooled, states, offsets = embedder.token_states(texts)
-        return pooled, states, offsets
+def transformer_layers(model: Any) -> list[Any] | None:
+    """The encoder layers of a sentence-transformers model whose first module wraps a BERT-like
+    transformer (``auto_model.encoder.layer``), or None for other architectures."""
+    try:
+        layers = model[0].auto_model.encoder.layer
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    return list(layers) if len(layers) > TOP_LAYERS else None
+
+
+def allow_masks(masks: Sequence[np.ndarray], attention: np.ndarray) -> np.ndarray:
+    """Bool ``(B, L, L)``: ``[b, i, j]`` says whether token ``i`` of text ``b`` may attend to token
+    ``j`` in the top layers: ``j`` is a real token and either both are in one sentence
+    (``masks[b]``, as from :func:`token_masks`) or one of them is in none."""
+    real = np.asarray(attention, dtype=bool)
+    allow = np.repeat(real[:, None, :], real.shape[1], axis=1)
+    for b, m in enumerate(masks):
+        if not len(m):
+            continue
+        mi = m.astype(np.float32)
+        inside = np.asarray(m.any(axis=0), dtype=bool)
+        allow[b] &= ((mi.T @ mi) > 0) | ~inside[None, :] | ~inside[:, None]
+    return allow
+
+
+def _passage_pass(embedder: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pooled passage vectors ``(B, dim)``, token states below the top layers ``(B, L, H)``,
+    offsets ``(B, L, 2)``, attention mask ``(B, L)``) of prompt-prefixed ``texts``, as ``encode``
+    runs them: the ONNX export's :meth:`~rag.model.onnxembed.OnnxEmbedder.passage_states`, or
+    sentence-transformers."""
+    if hasattr(embedder, "passage_states"):
+        pooled, middle, offsets, attention = embedder.passage_states(texts)
+        return pooled, middle, offsets, attention
     import torch
 
     tok = embedder.model.tokenizer
-    with embedder._lock, torch.inference_mode():
-        enc = tok(texts, padding=True, truncation="longest_first", max_length=embedder.max_tokens,
-                  return_tensors="pt", return_offsets_mapping=True)
-        offsets = enc.pop("offset_mapping").numpy()
-        out = embedder.model(dict(enc))
-        pooled = out["sentence_embedding"].float().numpy()
-        states = out["token_embeddings"].float().numpy()
+    layers = transformer_layers(embedder.model)
+    assert layers is not None  # supports_pooling said so
+    got: list[Any] = []
+    hook = layers[-TOP_LAYERS - 1].register_forward_hook(lambda _m, _i, out: got.append(out))
+    try:
+        with embedder._lock, torch.inference_mode():
+            enc = tok(texts, padding=True, truncation="longest_first", max_length=embedder.max_tokens,
+                      return_tensors="pt", return_offsets_mapping=True)
+            offsets = enc.pop("offset_mapping").numpy()
+            pooled = embedder.model(dict(enc))["sentence_embedding"].float().numpy()
+    finally:
+        hook.remove()
+    middle = got[-1][0] if isinstance(got[-1], tuple) else got[-1]
     pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-    return pooled, states, offsets
+    return pooled, middle.float().numpy(), offsets, enc["attention_mask"].numpy()
+
+
+def top_layers_torch(layers: Any, middle: Any, allow: Any) -> Any:
+    """Run ``middle`` (a float tensor ``(B, L, H)``) through ``layers`` with attention limited by
+    ``allow`` (a bool tensor ``(B, L, L)``); the ONNX export traces this same function."""
+    import torch
+
+    add = (1.0 - allow[:, None, :, :].to(middle.dtype)) * torch.finfo(middle.dtype).min
+    hidden = middle
+    for layer in layers:
+        out = layer(hidden, attention_mask=add)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+def _top_pass(embedder: Any, middle: np.ndarray, allow: np.ndarray) -> np.ndarray:
+    """The token states ``(B, L, H)`` after the top layers under ``allow`` (:func:`allow_masks`)."""
+    if hasattr(embedder, "top_states"):
+        return np.asarray(embedder.top_states(middle, allow))
+    import torch
+
+    layers = transformer_layers(embedder.model)
+    assert layers is not None
+    with embedder._lock, torch.inference_mode():
+        out = top_layers_torch(layers[-TOP_LAYERS:], torch.from_numpy(np.ascontiguousarray(middle)),
+                               torch.from_numpy(allow))
+    return np.asarray(out.float().numpy())
 
 
 def supports_pooling(embedder: Any) -> bool:
-    """Whether ``embedder`` exposes token states (the ONNX export, or a sentence-transformers
-    :class:`rag.model.embed.Embedder` with a fast tokenizer); others get sentence vectors from separate
-    encodings."""
-    if hasattr(embedder, "token_states"):
+    """Whether ``embedder`` can give sentence vectors from the passage's pass (the ONNX export, or
+    a sentence-transformers :class:`rag.model.embed.Embedder` with a fast tokenizer and a BERT-like
+    encoder); others get sentence vectors from separate encodings."""
+    if hasattr(embedder, "top_states"):
         return True
-    tok = getattr(getattr(embedder, "model", None), "tokenizer", None)
-    return bool(getattr(tok, "is_fast", False))
+    model = getattr(embedder, "model", None)
+    tok = getattr(model, "tokenizer", None)
+    return bool(getattr(tok, "is_fast", False)) and transformer_layers(model) is not None
 
 
 def encode_pooled(
@@ -126,14 +198,16 @@ def encode_pooled(
     missed: list[list[int]] = [[] for _ in texts]
     for part in batches([len(texts[i]) for i in order], embedder.batch_size):
         idx = order[part]
-        pvecs, states, offsets = _forward(embedder, [prompt + prenormalize(texts[i]) for i in idx])
-        for b, i in enumerate(idx):
-            passages[i] = pvecs[b]
-            if not spans[i]:
-                continue
-            masks = token_masks(offsets[b], _shifted(spans[i], char_positions(texts[i], prenormalize), len(prompt)))
-            sentences[i] = mean_normalised(states[b], masks)
-            missed[i] = [k for k in range(len(spans[i])) if not masks[k].any()]
+        pvecs, middle, offsets, attention = _passage_pass(embedder, [prompt + prenormalize(texts[i]) for i in idx])
+        passages[idx] = pvecs
+        rows = [b for b, i in enumerate(idx) if spans[i]]
+        masks = [token_masks(offsets[b], _shifted(spans[idx[b]], char_positions(texts[idx[b]], prenormalize),
+                                                  len(prompt))) for b in rows]
+        if rows:
+            top = _top_pass(embedder, middle[rows], allow_masks(masks, attention[rows]))
+            for r, (b, m) in enumerate(zip(rows, masks, strict=True)):
+                sentences[idx[b]] = mean_normalised(top[r], m)
+                missed[idx[b]] = [k for k in range(len(m)) if not m[k].any()]
         if progress is not None:
             progress(len(idx))
     _encode_alone(embedder, texts, spans, missed, sentences)

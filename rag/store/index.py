@@ -29,6 +29,7 @@ from rag.errors import IndexStoreError
 from rag.ingest.chunking import chunk_with_sentences
 from rag.ingest.corpus import Problem, load_corpus
 from rag.ingest.dedup import collapse
+from rag.model.pooled import TOP_LAYERS
 from rag.records import Chunk, Document
 from rag.store import checkpoint, chunkstore, termcache
 from rag.store.crosslex import TermVectors, complete, plan
@@ -177,7 +178,9 @@ def build_folder(
         cache = term_cache(settings, embedder)
         term_plan = plan(vocabulary, old.terms if old is not None else None, embedder.dim, cache, settings.term_table)
         bar.plan(sum(k not in old_rows for k in keys) + len(term_plan.todo) / TERM_COST)
-        ckpt = checkpoint.folder_for(settings.cache_dir, path, str(getattr(embedder, "checksum", "")))
+        # the kind of sentence vectors is part of the key: a build resumed with the other setting starts over
+        ckpt = checkpoint.folder_for(settings.cache_dir, path,
+                                     f"{getattr(embedder, 'checksum', '')}:{params['sentence_vectors']}")
         vectors, sentences, embedded, n_sentences, resumed = _vectors_for(
             chunks, spans, keys, old, old_rows, embedder, bar, ckpt, settings
         )
@@ -230,7 +233,7 @@ def _params(settings: Settings) -> dict[str, Any]:
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap": settings.chunk_overlap,
         "chunker": CHUNKER_VERSION,
-        "sentence_vectors": "pooled" if settings.sentence_pooling else "alone",
+        "sentence_vectors": f"pooled-top{TOP_LAYERS}" if settings.sentence_pooling else "alone",
         "term_vectors": True,
         "term_pairs": True,  # an index without BM25 pairs is rebuilt by `rag index` (vectors are reused)
         "embed_model": settings.embed_model,

@@ -31,7 +31,8 @@ from rag.config import Settings
 from rag.errors import RagError
 
 BATCHES_PER_TASK = 4  # embedder batches per actor call: few calls, still balanced over actors
-_DRIVER_ONLY = frozenset({"token_states", "model", "encode", "_lock"})  # model access stays in the actors
+# model access stays in the actors
+_DRIVER_ONLY = frozenset({"passage_states", "top_states", "model", "encode", "_lock"})
 
 Span = tuple[int, int]
 
