@@ -1,4 +1,4 @@
-"""rag.model.pooled: sentence vectors pooled from the passage's own forward pass (late chunking)."""
+"""rag.model.pooled: sentence vectors from the passage's own forward pass (late chunking, top layers per sentence)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.model.pooled import char_positions, encode_pooled, token_masks
+from rag.model.pooled import allow_masks, char_positions, encode_pooled, token_masks
 from rag.text import split_sentences
 
 KO = "서울은 한국의 수도이다. 부산은 바다가 보이는 항구 도시이다. 제주도는 감귤로 유명한 섬이다."
@@ -42,6 +42,40 @@ def test_passage_vector_is_the_models_and_sentences_point_at_their_topic(embedde
     np.testing.assert_allclose(np.linalg.norm(sentences[1], axis=1), 1.0, atol=1e-5)
     q = embedder.encode_queries(["Which river flows through Berlin?", "귤로 유명한 섬은?"])
     assert int(np.argmax(sentences[1] @ q[0])) == 1 and int(np.argmax(sentences[0] @ q[1])) == 2
+
+
+def test_top_layers_attend_within_each_sentence() -> None:
+    # tokens: [CLS] p p | a a | b b b | [SEP] pad  (two sentences; pad is padding)
+    masks = np.zeros((2, 11), dtype=bool)
+    masks[0, 3:5] = True
+    masks[1, 5:8] = True
+    attention = np.array([[1] * 9 + [0, 0]])[:, :11]
+    allow = allow_masks([masks], attention)[0]
+    assert allow[3, 4] and not allow[3, 5] and not allow[6, 3]  # a sentence sees only itself...
+    assert allow[3, 0] and allow[6, 8] and allow[0, 6]  # ...and the prompt/special tokens, which see all
+    assert not allow[:, 9:].any() and allow[9, :9].all()  # nobody attends to padding
+
+
+def test_top_layers_make_a_sentence_vector_closer_to_the_sentence_alone(embedder: Any) -> None:
+    """The reason for the top layers: plain late chunking (the mean of the passage's own top states)
+    leaves a sentence's vector near its passage; the top layers run again within the sentence bring
+    it towards the sentence encoded on its own, which is what a question about it matches."""
+    import rag.model.pooled as pooled
+
+    texts = [KO, EN]
+    spans = [split_sentences(t) for t in texts]
+    _, top = encode_pooled(embedder, texts, spans)
+    alone = [embedder.encode_passages([t[s:e] for s, e in sp]) for t, sp in zip(texts, spans, strict=True)]
+    # plain late chunking: every token may attend everywhere in the top layers too
+    everywhere = pooled.allow_masks
+    try:
+        pooled.allow_masks = lambda masks, attention: everywhere([m[:0] for m in masks], attention)
+        _, plain = encode_pooled(embedder, texts, spans)
+    finally:
+        pooled.allow_masks = everywhere
+    for a, t, p in zip(alone, top, plain, strict=True):
+        near_top, near_plain = np.sum(a * t, axis=1), np.sum(a * p, axis=1)
+        assert np.all(near_top > near_plain + 0.01), (near_top, near_plain)
 
 
 def test_a_sentence_cut_by_truncation(embedder: Any) -> None:

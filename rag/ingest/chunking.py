@@ -150,6 +150,19 @@ def chunk(
     return chunk_with_sentences(doc, max_tokens, overlap, count_tokens)[0]
 
 
+def _memo(count: Counter) -> Counter:
+    """``count`` remembering its answers for one document: packing asks about each unit twice."""
+    seen: dict[str, int] = {}
+
+    def counted(text: str) -> int:
+        n = seen.get(text)
+        if n is None:
+            n = seen[text] = count(text)
+        return n
+
+    return counted
+
+
 def chunk_with_sentences(
     doc: Document, max_tokens: int = 160, overlap: int = 1, count_tokens: Counter | None = None,
 ) -> tuple[list[Chunk], list[list[tuple[int, int]]]]:
@@ -160,7 +173,7 @@ def chunk_with_sentences(
     text = doc.text
     if not text.strip():
         return [], []
-    count = count_tokens or approx_tokens
+    count = _memo(count_tokens or approx_tokens)
     lang = doc.lang or detect_lang(text)
     units = _units(text, doc.lang or None, max_tokens, count)
     # the metadata header (see corpus.metadata_header) is packed on its own
