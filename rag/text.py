@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
@@ -91,9 +92,19 @@ def detect_lang(text: str) -> str:
 # ---------------------------------------------------------------- Kiwi
 
 
-@functools.lru_cache(maxsize=1)
+_KIWI_LOCK = threading.Lock()
+
+
 def kiwi() -> Any:
-    """The process-wide Kiwi instance (loads its model on first use, ~3 s)."""
+    """The process-wide Kiwi instance (loads its model on first use, ~3 s). Made once even when
+    several threads ask at once (indexing chunks documents two at a time); using it from several
+    threads is safe (Kiwi's author, bab2min/Kiwi#145)."""
+    with _KIWI_LOCK:
+        return _load_kiwi()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_kiwi() -> Any:
     from kiwipiepy import Kiwi
 
     # the multi-word proper-noun dictionary doubles the load time (3 s -> 7 s) and only

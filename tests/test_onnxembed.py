@@ -164,3 +164,31 @@ def test_export_can_be_switched_off(onnx_cache: Path) -> None:
     settings = Settings(cache_dir=str(onnx_cache), onnx=False)
     assert isinstance(load_query_embedder(settings), Embedder)
     assert prepare_query_embedder(settings, print) is None
+
+
+def test_export_gives_the_models_sentence_vectors(onnx_cache: Path, embedder: Embedder) -> None:
+    """top.onnx: sentence vectors from the passage's pass (the last layers again, within each
+    sentence) equal sentence-transformers' on Korean and English news passages."""
+    from rag.model.pooled import encode_pooled
+    from rag.text import split_sentences
+
+    fast = load_query_embedder(Settings(cache_dir=str(onnx_cache)))
+    texts = [t for t in TEXTS if len(split_sentences(t)) >= 2][:12]
+    assert len(texts) >= 4
+    spans = [split_sentences(t) for t in texts]
+    p_ref, s_ref = encode_pooled(embedder, texts, spans)
+    p_got, s_got = encode_pooled(fast, texts, spans)
+    assert np.sum(p_ref * p_got, axis=1).min() >= 0.9999
+    cos = np.concatenate([np.sum(a * b, axis=1) for a, b in zip(s_ref, s_got, strict=True)])
+    assert len(cos) >= 8 and cos.min() >= 0.9999, float(cos.min())
+
+
+def test_an_export_removes_the_same_models_older_formats(tmp_path: Path) -> None:
+    from rag.model.onnxembed import _remove_older_formats
+
+    onnx = tmp_path / "onnx"
+    for name in ("abc-1", "abc-2", "abc-3", "other-2", "abc-x"):
+        (onnx / name).mkdir(parents=True)
+        (onnx / name / MODEL).write_bytes(b"0")
+    _remove_older_formats(onnx / "abc-3")
+    assert sorted(p.name for p in onnx.iterdir()) == ["abc-3", "abc-x", "other-2"]

@@ -192,9 +192,20 @@ def export(embedder: Any, folder: Path, log: Callable[[str], None] = lambda _m: 
         (tmp / META).write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         fix_modes(tmp)  # mkdtemp made it private; other users (a service account) may read it
         swap_in(tmp, folder)
+        _remove_older_formats(folder)
         return meta
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_older_formats(folder: Path) -> None:
+    """Delete the exports of this model in earlier formats (``<checksum16>-1``, ``-2``): half a
+    gigabyte each, never read again."""
+    stem, _, current = folder.name.rpartition("-")
+    for old in folder.parent.glob(f"{stem}-*"):
+        version = old.name.rpartition("-")[2]
+        if old.is_dir() and version.isdigit() and current.isdigit() and int(version) < int(current):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _export_graph(embedder: Any, backend: Any, out: Path) -> None:

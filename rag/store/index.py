@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import os
 import re
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -287,19 +289,29 @@ class Progress:
         self._bar.close()
 
 
+_CHUNK_WINDOW = 256  # documents handed to the chunking threads at a time (bounded memory)
+
+
 def _chunk_all(
     docs: list[Document], settings: Settings, embedder: Any, bar: Progress
 ) -> tuple[list[Chunk], list[dict[str, str]], list[list[tuple[int, int]] | None]]:
+    """Chunk every document, two at a time: Kiwi and the tokenizer work outside the interpreter
+    lock, so the second core, idle here otherwise, does half of it (same chunks, in order)."""
     chunks: list[Chunk] = []
     metas: list[dict[str, str]] = []
     spans: list[list[tuple[int, int]] | None] = []
-    for n, doc in enumerate(docs):
-        if n % 100 == 0:
-            bar.stage(f"chunking {n}/{len(docs)} documents")
-        cs, ss = chunk_with_sentences(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens)
-        chunks.extend(cs)
-        spans.extend(ss)
-        metas.append(doc.meta())
+
+    def one(doc: Document) -> tuple[list[Chunk], list[list[tuple[int, int]]]]:
+        return chunk_with_sentences(doc, settings.chunk_tokens, settings.chunk_overlap, embedder.count_tokens)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+        for at in range(0, len(docs), _CHUNK_WINDOW):
+            bar.stage(f"chunking {at}/{len(docs)} documents")
+            window = docs[at : at + _CHUNK_WINDOW]
+            for doc, (cs, ss) in zip(window, pool.map(one, window), strict=True):
+                chunks.extend(cs)
+                spans.extend(ss)
+                metas.append(doc.meta())
     return chunks, metas, spans
 
 

@@ -3,7 +3,7 @@
 A first index of a corpus embeds every distinct BM25 term once (``rag.store.crosslex``):
 on news that is about 14 terms per passage, as much model time as the passages
 themselves. Most of those terms are everyday words, the same in every corpus. This
-table holds the vectors of the terms of the most frequent 20,000 Korean and 20,000
+table holds the vectors of the terms of the most frequent 40,000 Korean and 40,000
 English words (word lists of the ``wordfreq`` package, CC BY-SA 4.0; the terms are cut by
 this package's own tokeniser, ``rag.text.tokens_batch``), embedded once by the bundled
 model with the query prompt, as ``crosslex`` embeds terms, and stored int8
@@ -17,7 +17,7 @@ shards; nothing is written here at run time.
 
 Making the table (maintainers, once per bundled model; needs ``pip install wordfreq``)::
 
-    python -m rag.store.termtable --words 20000
+    python -m rag.store.termtable --words 40000
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def write(key: str, terms: Sequence[str], vectors: np.ndarray, folder: Path = DA
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Make the shipped table of common terms' vectors (maintainers).")
-    ap.add_argument("--words", type=int, default=20000, help="most frequent words per language (default 20000)")
+    ap.add_argument("--words", type=int, default=40000, help="most frequent words per language (default 40000)")
     ap.add_argument("--out", type=Path, default=DATA, help="folder (default: the package's data folder)")
     args = ap.parse_args(argv)
     try:
