@@ -12,7 +12,7 @@ special tokens, sentences too short for a vector); each sentence's vector is
 the mean of those top states inside its character span, L2-normalised. So a
 sentence has read its passage in the lower layers but is summed up on its own,
 as a question about it is: plain late chunking (the mean of the passage's own
-top states) keeps too much of the passage and cost 0.5-2.4 points of R@5 on
+top states) keeps too much of the passage and cost 0.4-2.7 points of R@5 on
 Belebele ko, en2ko and ko2en; the top layers again cost about a quarter of a
 pass instead of a second pass over every sentence (see docs/retrieval.md).
 
