@@ -192,3 +192,21 @@ def test_an_export_removes_the_same_models_older_formats(tmp_path: Path) -> None
         (onnx / name / MODEL).write_bytes(b"0")
     _remove_older_formats(onnx / "abc-3")
     assert sorted(p.name for p in onnx.iterdir()) == ["abc-3", "abc-x", "other-2"]
+
+
+def test_an_upgraded_install_answers_with_its_previous_export_until_rag_index(
+    onnx_cache: Path, model_cache: str, tmp_path: Path
+) -> None:
+    """Format 2 (no top layers) still embeds questions without torch; it is never used to index."""
+    settings, folder = _copy_export(onnx_cache, model_cache, tmp_path / "cache")
+    old = folder.with_name(folder.name.rsplit("-", 1)[0] + "-2")
+    folder.rename(old)
+    (old / "top.onnx").unlink()
+    meta = json.loads((old / "encoder.json").read_text(encoding="utf-8"))
+    meta["format"] = "rag-onnx/2"
+    del meta["files"]["top.onnx"]
+    (old / "encoder.json").write_text(json.dumps(meta), encoding="utf-8")
+    got = load_query_embedder(settings)
+    assert isinstance(got, OnnxEmbedder) and not got.top.available()
+    assert float(got.encode_queries([QUESTIONS[0]])[0] @ load_query_embedder(
+        Settings(cache_dir=str(onnx_cache))).encode_queries([QUESTIONS[0]])[0]) > 0.9999

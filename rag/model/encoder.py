@@ -56,10 +56,14 @@ def load_query_embedder(settings: Settings) -> Encoder:
     checksum = model_checksum(settings)
     folder = onnxembed.folder_for(settings.cache_dir, checksum)
     meta = onnxembed.read_meta(folder, checksum)
+    if meta is None:  # an install upgraded without a new `rag index`: its previous export still serves
+        found_before = onnxembed.previous_export(settings.cache_dir, checksum)
+        if found_before is not None:
+            folder, meta = found_before
     if meta is None or not meta.get("ok"):
         return load_embedder(settings)
     prompts = prompts_for(settings, meta.get("model_prompts"))
-    key = (settings.embed_model, settings.cache_dir, checksum, *prompts, str(settings.embed_batch_size))
+    key = (settings.embed_model, settings.cache_dir, str(folder), *prompts, str(settings.embed_batch_size))
     with _LOCK:
         cached = _QUERY_CACHE.get(key)
     if cached is not None:
@@ -82,7 +86,8 @@ def load_index_embedder(settings: Settings, log: Callable[[str], None]) -> Encod
     it gives token states, else sentence-transformers."""
     prepare_query_embedder(settings, log)
     found = load_query_embedder(settings)
-    return found if hasattr(found, "top_states") else load_embedder(settings)
+    top = getattr(found, "top", None)  # a previous format's export (questions only) has no top layers
+    return found if top is not None and top.available() else load_embedder(settings)
 
 
 def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> dict[str, Any] | None:

@@ -63,6 +63,10 @@ class LazySession:
     def __init__(self, path: str, options: Any) -> None:
         self.path, self.options, self._session, self._lock = path, options, None, threading.Lock()
 
+    def available(self) -> bool:
+        """Whether the graph file is there (an export of the previous format has none)."""
+        return Path(self.path).is_file()
+
     def get(self) -> Any:
         with self._lock:
             if self._session is None:
@@ -303,6 +307,21 @@ def read_meta(folder: Path, checksum: str) -> dict[str, Any] | None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("checksum") != checksum:
         return None
     return meta if files_complete(folder, meta.get("files")) else None
+
+
+def previous_export(cache_dir: str | Path, checksum: str) -> tuple[Path, dict[str, Any]] | None:
+    """A complete, checked export of the previous format (``rag-onnx/2``) of this model, or None.
+    Its ``model.onnx`` embeds questions exactly as format 3's does (only the outputs for index-time
+    sentence vectors differ), so a server upgraded without a new ``rag index`` keeps answering
+    without torch until the next ``rag index`` exports format 3 (which then removes it)."""
+    folder = Path(cache_dir).expanduser() / "onnx" / f"{checksum[:16]}-2"
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != "rag-onnx/2" or meta.get("checksum") != checksum:
+        return None
+    return (folder, meta) if meta.get("ok") and files_complete(folder, meta.get("files")) else None
 
 
 def _tokenizer(spec: str, max_tokens: int, pad_id: int, pad: str, split_special: bool) -> Any:
