@@ -7,10 +7,10 @@ a', b, c, ...; medians and per-round ratios reported, since the shared CPU's
 speed changes by 2x within minutes):
 
 (a) ``rag index`` into a fresh folder with a fresh term-vector cache (the
-    default: sentences encoded alone; common words' term vectors from the shipped table,
-    ``rag.store.termtable``, unless ``--no-term-table``), (a') the same with
-    ``RAG_SENTENCE_POOLING=1`` (sentence vectors from the passage's pass, the model's last 3
-    layers run again within each sentence, ``rag.model.pooled``);
+    default: sentence vectors from the passage's pass, the model's last 3 layers run again
+    within each sentence, ``rag.model.pooled``; common words' term vectors from the shipped
+    table, ``rag.store.termtable``, unless ``--no-term-table``), (a') the same with
+    ``RAG_SENTENCE_POOLING=0`` (each sentence encoded alone, a second pass);
 (b) a bare ``SentenceTransformer.encode`` of the texts (``passage: `` prompt,
     batch 32, normalised);
 (c) LangChain ``FAISS.from_documents`` with ``HuggingFaceEmbeddings`` (extra
@@ -22,7 +22,7 @@ process and its threads: steadier than wall time when other work shares the
 cores), peak RSS of each process, index bytes per passage. Times move 2x on a
 shared machine; the ratios are measured in the same run.
 
-Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N] [--rounds 3] [--no-pooled] [--no-term-table]
+Usage: python bench/ingest.py --corpus FILE.jsonl [--limit N] [--rounds 3] [--no-alone] [--no-term-table]
        python bench/ingest.py --mix 1000   (Korean KorQuAD paragraphs + English Belebele passages)
 """
 
@@ -119,9 +119,9 @@ def _median(xs: list[float]) -> float:
 
 
 def bench(
-    corpus: Path, work: Path, rounds: int = 3, pooled: bool = True, log: Path | None = None, table: bool = True
+    corpus: Path, work: Path, rounds: int = 3, alone: bool = True, log: Path | None = None, table: bool = True
 ) -> dict[str, object]:
-    """Interleaved rounds (rag, rag pooled, bare, LangChain, then again): a noisy shared CPU slows
+    """Interleaved rounds (rag, rag alone, bare, LangChain, then again): a noisy shared CPU slows
     all of them alike within a round, so ratios are taken per round and as ratios of medians."""
     from rag.config import Settings
     from rag.model.e5convert import bundled_model_dir
@@ -134,14 +134,14 @@ def bench(
     out: dict[str, object] = {"corpus": str(corpus), "passages": n, "rounds": rounds, "term_table": table}
     runs: dict[str, list[dict[str, float]]] = {}
     report: dict[str, object] = {}
-    kinds = ["rag", *(["rag_pooled"] if pooled else []), "bare_encode", "langchain"]
+    kinds = ["rag", *(["rag_alone"] if alone else []), "bare_encode", "langchain"]
     for r in range(rounds):
         for kind in kinds:
             base = work / f"r{r}-{kind}"
             # a fresh term-vector cache each time ("cold": a first index of this corpus)
             cache = _fresh_cache(base / "cache", model_cache)
             env = {**os.environ, "PYTHONPATH": str(ROOT), "RAG_CACHE_DIR": str(cache),
-                   "RAG_SENTENCE_POOLING": "1" if kind == "rag_pooled" else "0",
+                   "RAG_SENTENCE_POOLING": "0" if kind == "rag_alone" else "1",
                    "RAG_TERM_TABLE": "1" if table else "0"}
             if kind.startswith("rag"):
                 run = _run([*rag, "index", "--corpus", str(corpus), "--index", str(base / "idx"), "-q"], env)
@@ -183,7 +183,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N records")
     ap.add_argument("--mix", type=int, default=0, help="build a Korean/English mix of N records instead")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
-    ap.add_argument("--no-pooled", action="store_true", help="skip the RAG_SENTENCE_POOLING=1 run")
+    ap.add_argument("--no-alone", action="store_true", help="skip the RAG_SENTENCE_POOLING=0 run")
     ap.add_argument("--log", type=Path, default=None, help="append each run's result to this JSONL as it ends")
     ap.add_argument("--no-term-table", action="store_true",
                     help="rag runs embed every term (RAG_TERM_TABLE=0): no shipped common-word vectors")
@@ -200,7 +200,7 @@ def main() -> None:
                 corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
         else:
             raise SystemExit("bench/ingest.py: give --corpus FILE.jsonl or --mix N")
-        result = bench(corpus, work, args.rounds, not args.no_pooled, args.log, not args.no_term_table)
+        result = bench(corpus, work, args.rounds, not args.no_alone, args.log, not args.no_term_table)
         print(json.dumps(result, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -190,6 +190,15 @@ def build(n: int, tmp: Path, settings: Settings, as_rag_index: bool = False) -> 
                          settings.sentence_pooling)
         stages["model_256_real_passages_s"] = time.perf_counter() - t1
         rss_mb["after_model"] = rss_now_mb()
+        from rag.store.crosslex import embed_terms  # then the terms a first index embeds, as rag index
+
+        t1 = time.perf_counter()
+        embed_terms(embedder, sorted({w for lang in vocab for w in vocab[lang][0].tolist()})[:4096], False)
+        stages["model_4096_terms_s"] = time.perf_counter() - t1
+        rss_mb["after_terms"] = rss_now_mb()
+        release = getattr(embedder, "release_index_graphs", None)
+        if release is not None:
+            release()
     stages["vocabulary_s"] = time.perf_counter() - t
     rng = np.random.default_rng(2)
     peak_before = peak_rss_mb()

@@ -44,12 +44,12 @@ class Settings:
     # search/ask/serve embed questions with the model's ONNX export (made by `rag index`, checked
     # against sentence-transformers): no torch import, ~3x faster per question (rag.model.onnxembed)
     onnx: bool = True
-    # sentence vectors: each sentence encoded alone (default: a second pass over all the text; the
-    # answer rules were tuned on these) or, when True, from the passage's own forward pass with the
-    # model's last 3 layers run again within each sentence (rag.model.pooled: about a quarter of a
-    # pass more, ~1.4x faster indexing, every retrieval target still met; docs/retrieval.md)
-    sentence_pooling: bool = False
-    # term vectors of the 20k most common Korean and English words ship with the package
+    # sentence vectors (default) from the passage's own forward pass with the model's last 3 layers
+    # run again within each sentence (rag.model.pooled: about a quarter of a pass more), or, with
+    # RAG_SENTENCE_POOLING=0, each sentence encoded alone (a second pass over all the text: ~1.6x
+    # slower indexing, the same retrieval and answer targets met; docs/retrieval.md)
+    sentence_pooling: bool = True
+    # term vectors of the 40k most common Korean and English words ship with the package
     # (rag.store.termtable): a first index embeds only the rarer terms. False: embed every term
     term_table: bool = True
 

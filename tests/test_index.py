@@ -302,7 +302,7 @@ def test_sentence_vectors_are_pooled_from_the_passage(tmp_path: Path, settings: 
     from rag.model.pooled import TOP_LAYERS, encode_pooled
     from rag.store.sentvec import sentence_spans, sentence_texts
 
-    settings = replace(settings, sentence_pooling=True)  # RAG_SENTENCE_POOLING=1; the default encodes them alone
+    settings = replace(settings, sentence_pooling=True)  # the default (RAG_SENTENCE_POOLING=0 encodes them alone)
     built = tmp_path / "pooled"
     build_index(settings, [write_corpus(tmp_path / "corpus")], built, progress=False, embedder=embedder)
     assert json.loads((built / "manifest.json").read_text())["params"]["sentence_vectors"] == f"pooled-top{TOP_LAYERS}"

@@ -86,8 +86,8 @@ def load_index_embedder(settings: Settings, log: Callable[[str], None]) -> Encod
     it gives token states, else sentence-transformers."""
     prepare_query_embedder(settings, log)
     found = load_query_embedder(settings)
-    top = getattr(found, "top", None)  # a previous format's export (questions only) has no top layers
-    return found if top is not None and top.available() else load_embedder(settings)
+    can_index = getattr(found, "can_index", None)  # an earlier format's export serves questions only
+    return found if can_index is not None and can_index() else load_embedder(settings)
 
 
 def prepare_query_embedder(settings: Settings, log: Callable[[str], None]) -> dict[str, Any] | None:

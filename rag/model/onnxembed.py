@@ -11,12 +11,14 @@ takes about a third of the time. Index building keeps sentence-transformers
 (the model of record). Not here: deciding which embedder a command uses
 (``rag.model.encoder.load_query_embedder``).
 
-Folder ``<cache_dir>/onnx/<checksum[:16]>/``: ``model.onnx`` (the whole
+Folder ``<cache_dir>/onnx/<checksum[:16]>-4/``: ``model.onnx`` (the whole
 sentence-transformers module: transformer, pooling, normalisation),
-``model.onnx.data`` (its weights), ``top.onnx`` (the model's last layers again, for sentence
-vectors at index time: ``rag.model.pooled``), ``tokenizer.json`` (the model's fast tokenizer), the
-bundled model's character map when it has one, and ``encoder.json`` written last (what was exported and
-the measured fidelity). A folder without a valid ``encoder.json`` is ignored and
+``model.onnx.data`` (its weights), ``top.onnx`` (the model's last layers again, for
+sentence vectors at index time: ``rag.model.pooled``; int8 weights), ``terms.onnx``
+(``model.onnx`` with int8 weights, for BM25 term vectors at index time:
+``rag.store.crosslex``), ``tokenizer.json`` (the model's fast tokenizer), the bundled
+model's character map when it has one, and ``encoder.json`` written last (what was
+exported and the measured fidelity). A folder without a valid ``encoder.json`` is ignored and
 rebuilt by the next ``rag index``.
 """
 
@@ -41,13 +43,19 @@ from rag.model.batching import encode_sorted
 from rag.model.pooled import TOP_LAYERS, encode_pooled, top_layers_torch, transformer_layers
 from rag.text import everyday_texts
 
-FORMAT = "rag-onnx/3"  # 2: the graph also outputs token states; 3: states below the top layers + top.onnx
+FORMAT = "rag-onnx/4"  # 2: token states; 3: states below the top layers + top.onnx; 4: int8 top.onnx + terms.onnx
+PREVIOUS_FORMATS = ("rag-onnx/3", "rag-onnx/2")  # their model.onnx embeds questions as format 4's does
 META = "encoder.json"
 MODEL = "model.onnx"
 WEIGHTS = "model.onnx.data"  # the graph's weights (ONNX external data)
-TOP = "top.onnx"  # the last TOP_LAYERS layers with a per-token attention mask (sentence vectors)
+TOP = "top.onnx"  # the last TOP_LAYERS layers with a per-token attention mask (sentence vectors), int8
+TERMS = "terms.onnx"  # model.onnx with int8 weights: BM25 term vectors at index time (rag.store.crosslex)
 TOKENIZER = "tokenizer.json"
 FIDELITY = 0.9999  # least cosine between an exported and a sentence-transformers vector
+# int8 weights (dynamic quantisation, per channel), measured on 160 Belebele ko passages and their
+# 1,581 new terms (session 24): sentence vectors cosine >= .998 to the float top layers' (top pass
+# 1.3x faster), term vectors >= .985, mean .997 (2.3x faster); checked on the probe texts at export
+INT8_FIDELITY = {"sentences": 0.995, "terms": 0.97}
 PROBE = "KT 컨소시엄 평가 결과 / evaluation results"  # re-embedded at each load: catches damaged weights
 INPUTS = ("input_ids", "attention_mask")
 
@@ -66,6 +74,11 @@ class LazySession:
     def available(self) -> bool:
         """Whether the graph file is there (an export of the previous format has none)."""
         return Path(self.path).is_file()
+
+    def close(self) -> None:
+        """Drop the session (its weights and buffers); the next :meth:`get` opens it again."""
+        with self._lock:
+            self._session = None
 
     def get(self) -> Any:
         with self._lock:
@@ -89,6 +102,7 @@ class OnnxEmbedder:
     batch_size: int
     session: Any = field(repr=False, compare=False)  # onnxruntime.InferenceSession
     top: LazySession = field(repr=False, compare=False)  # top.onnx, opened by the first index build that needs it
+    terms: LazySession = field(repr=False, compare=False)  # terms.onnx, likewise
     tokenizer: Any = field(repr=False, compare=False)  # tokenizers.Tokenizer: truncating, padding
     counter: Callable[[str], int] = field(repr=False, compare=False)
     prenormalize: Callable[[str], str] = field(repr=False, compare=False)
@@ -100,10 +114,29 @@ class OnnxEmbedder:
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         return self._encode(texts, self.passage_prompt, progress)
 
+    def encode_terms(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Index terms as questions' words are embedded (query prompt), through the int8 ``terms.onnx``
+        (``INT8_FIDELITY``): a term only has to find its translation among its nearest terms."""
+        return self._encode(texts, self.query_prompt, progress, self.terms.get())
+
+    def release_index_graphs(self) -> None:
+        """Free ``top.onnx`` and ``terms.onnx`` (130 MB) once a build has embedded everything: its
+        last stage (writing) holds the most memory."""
+        self.top.close()
+        self.terms.close()
+
+    def can_index(self) -> bool:
+        """Whether this export has the index-time graphs (an earlier format's serves questions only)."""
+        return self.top.available() and self.terms.available()
+
     def count_tokens(self, text: str) -> int:
         return self.counter(text)
 
-    def _encode(self, texts: Sequence[str], prompt: str, progress: Callable[[int], None] | None) -> np.ndarray:
+    def _encode(
+        self, texts: Sequence[str], prompt: str, progress: Callable[[int], None] | None, session: Any = None
+    ) -> np.ndarray:
+        graph = self.session if session is None else session
+
         def run(batch: list[str]) -> np.ndarray:
             with self._lock:  # the tokenizer is shared; the session uses every core anyway
                 enc = self.tokenizer.encode_batch([prompt + t for t in batch])
@@ -111,7 +144,7 @@ class OnnxEmbedder:
                     "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
                     "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
                 }
-                vecs = np.asarray(self.session.run(["embedding"], feeds)[0], dtype=np.float32)
+                vecs = np.asarray(graph.run(["embedding"], feeds)[0], dtype=np.float32)
             return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
         return encode_sorted(texts, self.prenormalize, self.batch_size, self.dim, run, progress)
@@ -262,7 +295,7 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
             opset_version=17, dynamo=False,
         )
         torch.onnx.export(
-            Top().eval(), (hidden, allow), str(out / TOP), input_names=["hidden", "allow"],
+            Top().eval(), (hidden, allow), str(out / "top-float.onnx"), input_names=["hidden", "allow"],
             output_names=["tokens"],
             dynamic_axes={"hidden": {0: "batch", 1: "tokens"}, "allow": {0: "batch", 1: "tokens", 2: "tokens"},
                           "tokens": {0: "batch", 1: "tokens"}},
@@ -275,9 +308,30 @@ def _export_graph(embedder: Any, backend: Any, out: Path) -> None:
     onnx.save_model(graph, str(out / MODEL), save_as_external_data=True, all_tensors_to_one_file=True,
                     location=WEIGHTS, size_threshold=1024)
     (out / "traced.onnx").unlink()
+    _quantise(out / "top-float.onnx", out / TOP, ["MatMul"])
+    (out / "top-float.onnx").unlink()
+    _quantise(out / MODEL, out / TERMS, ["MatMul", "Gather"])  # Gather: the word embeddings, 384 -> 96 MB
+
+
+def _quantise(src: Path, dst: Path, ops: list[str]) -> None:
+    """``src`` with int8 weights for ``ops`` (dynamic quantisation: activations stay float, scaled per
+    batch; weights per output channel), into one file."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" advice, once per call
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=ops, extra_options={"MatMulConstBOnly": True})
+    finally:
+        logging.getLogger().setLevel(quiet)
 
 
 def _fidelity(embedder: Any, exported: OnnxEmbedder) -> dict[str, Any]:
+    """Least cosines of the export's vectors to sentence-transformers': queries and passages (float,
+    ``FIDELITY``), sentence vectors (int8 top layers) and term vectors (int8 model), ``INT8_FIDELITY``."""
     texts = probe_texts()
     cos = [
         float(np.min(np.sum(ref(group) * got(group), axis=1)))
@@ -288,13 +342,19 @@ def _fidelity(embedder: Any, exported: OnnxEmbedder) -> dict[str, Any]:
         for group in (texts[:-1], texts[-1:])  # the over-long text alone: a batch pads to its longest
     ]
     spans = [[m.span() for m in re.finditer(r"[^.!?]+[.!?]?", t) if m.group().strip()] for t in texts]
+    sent: list[float] = []
     for group in (slice(0, -1), slice(-1, None)):  # sentence vectors: the top layers, both ways
         ref_s, got_s = (encode_pooled(e, texts[group], spans[group])[1] for e in (embedder, exported))
-        cos += [float(np.min(np.sum(r * g, axis=1))) for r, g in zip(ref_s, got_s, strict=True) if len(r)]
+        sent += [float(np.min(np.sum(r * g, axis=1))) for r, g in zip(ref_s, got_s, strict=True) if len(r)]
+    words = sorted({w for t in texts[:-1] for w in re.findall(r"[^\W\d_]+", t)})
+    terms = float(np.min(np.sum(embedder.encode_queries(words) * exported.encode_terms(words), axis=1)))
     worst = min(cos)
-    ok = worst >= FIDELITY
-    reason = "" if ok else f"least cosine with sentence-transformers {worst:.6f} < {FIDELITY}"
-    return {"ok": ok, "reason": reason, "probe_texts": len(texts), "min_cosine": round(worst, 7)}
+    checks = [(worst, FIDELITY, "queries and passages"), (min(sent), INT8_FIDELITY["sentences"], "sentences"),
+              (terms, INT8_FIDELITY["terms"], "terms")]
+    failed = [f"{what}: least cosine with sentence-transformers {got:.6f} < {want}" for got, want, what in checks
+              if got < want]
+    return {"ok": not failed, "reason": "; ".join(failed), "probe_texts": len(texts), "min_cosine": round(worst, 7),
+            "min_cosine_sentences": round(min(sent), 7), "min_cosine_terms": round(terms, 7)}
 
 
 def read_meta(folder: Path, checksum: str) -> dict[str, Any] | None:
@@ -310,18 +370,22 @@ def read_meta(folder: Path, checksum: str) -> dict[str, Any] | None:
 
 
 def previous_export(cache_dir: str | Path, checksum: str) -> tuple[Path, dict[str, Any]] | None:
-    """A complete, checked export of the previous format (``rag-onnx/2``) of this model, or None.
-    Its ``model.onnx`` embeds questions exactly as format 3's does (only the outputs for index-time
-    sentence vectors differ), so a server upgraded without a new ``rag index`` keeps answering
-    without torch until the next ``rag index`` exports format 3 (which then removes it)."""
-    folder = Path(cache_dir).expanduser() / "onnx" / f"{checksum[:16]}-2"
-    try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict) or meta.get("format") != "rag-onnx/2" or meta.get("checksum") != checksum:
-        return None
-    return (folder, meta) if meta.get("ok") and files_complete(folder, meta.get("files")) else None
+    """A complete, checked export of an earlier format (``PREVIOUS_FORMATS``, newest first) of this
+    model, or None. Its ``model.onnx`` embeds questions exactly as the current format's does (only
+    the files for index-time sentence and term vectors differ), so a server upgraded without a new
+    ``rag index`` keeps answering without torch until the next ``rag index`` exports the current
+    format (which then removes it)."""
+    for fmt in PREVIOUS_FORMATS:
+        folder = Path(cache_dir).expanduser() / "onnx" / f"{checksum[:16]}-{fmt.rsplit('/', 1)[-1]}"
+        try:
+            meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or meta.get("format") != fmt or meta.get("checksum") != checksum:
+            continue
+        if meta.get("ok") and files_complete(folder, meta.get("files")):
+            return folder, meta
+    return None
 
 
 def _tokenizer(spec: str, max_tokens: int, pad_id: int, pad: str, split_special: bool) -> Any:
@@ -356,7 +420,8 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
     # processes want the cores (a busy server, CI) a question took 44 instead of 60 ms (p95 53 vs 89)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(folder / MODEL), opts, providers=["CPUExecutionProvider"])
-    top = LazySession(str(folder / TOP), opts)  # servers never open it: 20-40 MB they do not need
+    top = LazySession(str(folder / TOP), opts)  # servers never open these two
+    terms = LazySession(str(folder / TERMS), opts)
     spec = (folder / TOKENIZER).read_text(encoding="utf-8")
     split = bool(meta.get("split_special_tokens"))
     pad_id, pad = meta["pad"]
@@ -371,6 +436,7 @@ def load(folder: Path, meta: dict[str, Any], prompts: tuple[str, str], batch_siz
         batch_size=max(1, batch_size),
         session=session,
         top=top,
+        terms=terms,
         tokenizer=_tokenizer(spec, int(meta["max_tokens"]), int(pad_id), str(pad), split),
         counter=LazyCounter(lambda: fast_counter(Tokenizer.from_str(spec), prenormalize, split)),
         prenormalize=prenormalize,

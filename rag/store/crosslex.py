@@ -175,15 +175,22 @@ def build(
     return complete(plan(vocabulary, old, embedder.dim, cache, table), embedder, progress, cache)
 
 
-def embed_terms(embedder: Any, terms: Sequence[str], progress: bool | Callable[[int], None]) -> np.ndarray:
+def embed_terms(
+    embedder: Any, terms: Sequence[str], progress: bool | Callable[[int], None], int8: bool = True
+) -> np.ndarray:
     """Term vectors from the model (query prompt), in batches of ``TERM_BATCH``: a term is a few
-    tokens, so big batches cost little padding and save the per-batch overhead."""
+    tokens, so big batches cost little padding and save the per-batch overhead. ``int8``: through
+    the export's int8 graph when it has one (``OnnxEmbedder.encode_terms``: 2.3x faster, cosine
+    .997 on average to the float vectors, and a term only has to find its translation among its
+    nearest terms); questions' words and the shipped table use the float model."""
     big: Any = embedder
     if dataclasses.is_dataclass(embedder) and not isinstance(embedder, type):
         big = dataclasses.replace(embedder, batch_size=TERM_BATCH)
+    encode = getattr(big, "encode_terms", None) if int8 else None
+    encode = encode or big.encode_queries
     if callable(progress):
-        return np.asarray(big.encode_queries(list(terms), progress=progress), np.float32)
+        return np.asarray(encode(list(terms), progress=progress), np.float32)
     from tqdm import tqdm
 
     with tqdm(total=len(terms), desc="terms", unit="term", disable=not progress, file=sys.stderr) as bar:
-        return np.asarray(big.encode_queries(list(terms), progress=bar.update), np.float32)
+        return np.asarray(encode(list(terms), progress=bar.update), np.float32)

@@ -188,6 +188,9 @@ def build_folder(
         )
         bar.stage("terms")
         terms, n_terms = complete(term_plan, embedder, lambda k: bar.add(k / TERM_COST), cache)
+        release = getattr(embedder, "release_index_graphs", None)  # the model's work is done
+        if release is not None:
+            release()
         bar.stage("writing")
         factory = write_index(path, settings, embedder, chunks, metas, vectors, sentences, terms, lexical)
         checkpoint.clear(ckpt)

@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if folder is None:
         raise SystemExit("rag.store.termtable: the model has no checksum; no table can be keyed to it")
     terms = table_terms([w for lang in LANGS for w in top_n_list(lang, args.words)])
-    vectors = embed_terms(embedder, terms, True)
+    vectors = embed_terms(embedder, terms, True, int8=False)  # the reference: questions' words match it
     write(folder.name, terms, vectors, args.out)
     print(json.dumps({"key": folder.name, "terms": len(terms), "words_per_language": args.words,
                       "bytes": sum(p.stat().st_size for p in files_for(folder.name, args.out))}))
