@@ -98,7 +98,10 @@ def test_milvus_ranks_like_the_folder(stores: dict[str, Any]) -> None:
         got = stores["milvus"].search_batch(QUESTIONS, k=5, mode=mode)
         for w, g in zip(want, got, strict=True):
             assert [h.chunk.chunk_id for h in g] == [h.chunk.chunk_id for h in w], mode
-            assert np.allclose([h.score for h in g], [h.score for h in w], atol=1e-3), mode
+            # hybrid adds the best sentence's similarity: int8 in the folder, float16 in Milvus (about 5e-4
+            # apart), then stretched by the min-max normalisation over the candidates (about 5x here)
+            atol = 5e-3 if mode == "hybrid" else 1e-3
+            assert np.allclose([h.score for h in g], [h.score for h in w], atol=atol), mode
             assert [h.chunk.text for h in g] == [h.chunk.text for h in w]
 
 

@@ -32,6 +32,7 @@ def test_ray_index_equals_local(tmp_path: Path, settings: Settings, embedder: An
     rows = CORPUS.read_text(encoding="utf-8").splitlines()
     corpus = tmp_path / "six.jsonl"  # 4 Korean and 2 English articles
     corpus.write_text("\n".join(rows[:4] + rows[8:10]) + "\n", encoding="utf-8")
+    settings = replace(settings, sentence_pooling=False)  # sentences encoded alone first; the default below
     local = build_index(settings, [corpus], tmp_path / "local", progress=False, embedder=embedder)
     remote = RayEmbedder(settings, embedder, workers=2)
     report = build_index(settings, [corpus], tmp_path / "ray", progress=False, embedder=remote)
@@ -55,7 +56,7 @@ def test_ray_index_equals_local(tmp_path: Path, settings: Settings, embedder: An
     assert again.up_to_date and again.embedded == 0
     # pooled sentence vectors (from the passage's token states) are computed in the actors, and equal
     # the local build's; the three kinds of model calls of both builds went to one pool of 2 actors
-    pooled = replace(settings, sentence_pooling=True)
+    pooled = replace(settings, sentence_pooling=True)  # the default
     corpus2 = tmp_path / "two.jsonl"
     corpus2.write_text("\n".join(rows[:1] + rows[8:9]) + "\n", encoding="utf-8")
     build_index(pooled, [corpus2], tmp_path / "local-pooled", progress=False, embedder=embedder)

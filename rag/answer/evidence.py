@@ -57,7 +57,13 @@ from rag.answer.nearmiss import (
     subject_names,
 )
 from rag.answer.support import answer_type, fits, overlap, token_set, warm_tokens, weight
-from rag.answer.vectors import embed_sentences, memoized, sentence_spans, stored_sentence_vectors
+from rag.answer.vectors import (
+    contextual_sentences,
+    embed_sentences,
+    memoized,
+    sentence_spans,
+    stored_sentence_vectors,
+)
 from rag.config import Settings
 from rag.ingest.corpus import HEADER_LABELS
 from rag.records import Hit, Turn
@@ -96,6 +102,7 @@ class Source:
     sem: float | None = None
     spec: float = 0.0  # the question's words it holds, weighted by their rarity among the sources
     sem_used: float = 0.0  # the sentence cosine the ranking used (``sem``, else an estimate from ``cos``)
+    own: float | None = None  # cosine of the sentence encoded on its own, where ``sem`` is contextual
     fit: float = 0.0
     score: float = 0.0
 
@@ -251,6 +258,8 @@ def _supports(s: Source, lead: Source, lang: str, subject: str) -> bool:
         return False
     if s.lang == lang:  # shares the question's words, or the asked words next to the lead
         return s.lex >= SUPPORT_LEX or (same_passage and max(s.ask, s.spec) >= SUPPORT_LEX)
+    if s.own is not None and lead.own is not None:  # the sentences on their own (``_own_cosines``)
+        return s.own >= lead.own - SUPPORT_SEM
     return s.sem is not None and lead.sem is not None and s.sem >= lead.sem - SUPPORT_SEM
 
 
@@ -326,6 +335,8 @@ def gather(
     if not ev.abstain:
         ev.sources = _sources(ev.hits, cos)
         _score(ev, embedder, stored)
+        if contextual_sentences(retriever):
+            _own_cosines(ev, embedder)
     return ev
 
 
@@ -396,6 +407,18 @@ def _score(ev: Evidence, embedder: Any, stored: dict[str, np.ndarray]) -> None:
             sem = s.cos - 0.1  # another language and not embedded: assume weaker than its passage
         s.sem_used = sem
     rescore(ev)
+
+
+def _own_cosines(ev: Evidence, embedder: Any) -> None:
+    """``own`` of the best ``SEM_TOP`` sentences in another language than the question: each encoded
+    on its own (cached per process). The index's sentence vectors (``rag.model.pooled``) have read
+    their passage, so sentences of one passage come closer to each other than on their own, and the
+    cross-language support rule (``SUPPORT_SEM``, tuned on sentences encoded alone) would let a
+    neighbour that only shares the topic into the answer."""
+    cross = sorted((s for s in ev.sources if s.lang != ev.lang and s.sem is not None), key=lambda s: -s.score)
+    top = cross[:SEM_TOP]
+    for s, v in zip(top, embed_sentences(embedder, [s.text for s in top]), strict=True):
+        s.own = float(v @ ev.qvec)
 
 
 def word_shares(ev: Evidence) -> None:

@@ -70,6 +70,14 @@ def sentence_spans(text: str, lang: str) -> tuple[tuple[int, int], ...]:
     return tuple(split_sentences(text, lang or None))
 
 
+def contextual_sentences(retriever: Retriever) -> bool:
+    """Whether the index's sentence vectors come from their passage's pass (``pooled*`` kinds,
+    ``rag.model.pooled``): they carry the passage's context, so they are not a sentence's own."""
+    manifest = getattr(retriever.index, "manifest", None) or {}
+    kind = (manifest.get("params") or {}).get("sentence_vectors", "alone")
+    return str(kind).startswith("pooled")
+
+
 def stored_sentence_vectors(retriever: Retriever, hits: list[Hit]) -> dict[str, np.ndarray]:
     """The sentence vectors the index holds for the hits' passages, by sentence text."""
     out: dict[str, np.ndarray] = {}
