@@ -186,8 +186,7 @@ def embed_terms(
     big: Any = embedder
     if dataclasses.is_dataclass(embedder) and not isinstance(embedder, type):
         big = dataclasses.replace(embedder, batch_size=TERM_BATCH)
-    encode = getattr(big, "encode_terms", None) if int8 else None
-    encode = encode or big.encode_queries
+    encode = getattr(big, "encode_terms", big.encode_queries) if int8 else big.encode_queries
     if callable(progress):
         return np.asarray(encode(list(terms), progress=progress), np.float32)
     from tqdm import tqdm
